@@ -1,0 +1,1 @@
+"""Registered candidates measured against a simulator's truth."""

@@ -1,0 +1,80 @@
+"""Which injected transients the registered candidates recovered.
+
+A truth transient (in an image that has a registered difference image) is recovered when a
+brightening candidate lies within ``radius`` pixels of its true position in that image.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+from urllib.parse import urlparse
+
+import numpy as np
+import pyarrow.parquet as pq
+from scipy.spatial import cKDTree
+
+from rapid import store
+from rapid.db.lookups import diffimages_with_catalogs
+
+
+@dataclass(frozen=True)
+class Recovery:
+    images: int  # difference images compared with truth
+    transients: int  # truth transients with positive flux in those images
+    recovered: int
+    bright: int  # of those, expected S/N >= bright_snr
+    bright_recovered: int
+    bright_snr: float
+    candidates: int
+
+    @property
+    def fraction(self) -> float:
+        return self.recovered / self.transients if self.transients else float("nan")
+
+    @property
+    def bright_fraction(self) -> float:
+        return self.bright_recovered / self.bright if self.bright else float("nan")
+
+
+def _basename(uri: str) -> str:
+    return PurePosixPath(urlparse(uri).path).name
+
+
+def match_positions(truth_xy: np.ndarray, cand_xy: np.ndarray, radius: float) -> np.ndarray:
+    """For each truth position, whether a candidate lies within ``radius`` pixels."""
+    if len(truth_xy) == 0:
+        return np.zeros(0, dtype=bool)
+    if len(cand_xy) == 0:
+        return np.zeros(len(truth_xy), dtype=bool)
+    dist, _ = cKDTree(cand_xy).query(truth_xy, k=1)
+    return dist <= radius
+
+
+def transient_recovery(db, truth_path: str, *, procdate=None, radius: float = 2.0,  # noqa: ANN001
+                       bright_snr: float = 10.0) -> Recovery:
+    """Compare the registered candidate catalogs with the truth table of a simulated survey."""
+    truth = pq.read_table(truth_path)
+    cols = {name: np.asarray(truth[name]) for name in
+            ("filename", "kind", "x", "y", "diff_flux", "snr_expected")}
+    with db.begin() as conn:
+        rows = diffimages_with_catalogs(conn, procdate)
+    n_tr = n_rec = n_bright = n_bright_rec = n_cand = 0
+    for row in rows:
+        name = _basename(row.l2filename)
+        sel = (cols["filename"] == name) & (cols["kind"] == "transient") & (cols["diff_flux"] > 0)
+        cand = pq.read_table(io.BytesIO(store.read_bytes(row.catfilename)))
+        sign = np.asarray(cand["sign"]) if len(cand) else np.zeros(0)
+        xy = np.column_stack([np.asarray(cand["x"]), np.asarray(cand["y"])]) if len(cand) else \
+            np.zeros((0, 2))
+        n_cand += len(cand)
+        hit = match_positions(np.column_stack([cols["x"][sel], cols["y"][sel]]), xy[sign > 0],
+                              radius)
+        bright = cols["snr_expected"][sel] >= bright_snr
+        n_tr += int(sel.sum())
+        n_rec += int(hit.sum())
+        n_bright += int(bright.sum())
+        n_bright_rec += int((hit & bright).sum())
+    return Recovery(images=len(rows), transients=n_tr, recovered=n_rec, bright=n_bright,
+                    bright_recovered=n_bright_rec, bright_snr=bright_snr, candidates=n_cand)

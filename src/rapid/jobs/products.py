@@ -1,0 +1,58 @@
+"""Writing a job's products to the store: each one checksummed and listed for the manifest."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, field
+
+import numpy as np
+from astropy.io import fits
+from astropy.wcs import WCS
+
+from rapid import store
+from rapid.jobs.spec import Product
+
+
+@dataclass
+class ProductWriter:
+    """Writes named products under one prefix and remembers what it wrote."""
+
+    prefix: str
+    products: list[Product] = field(default_factory=list)
+
+    def uri(self, filename: str) -> str:
+        return store.join(self.prefix, filename)
+
+    def put(self, name: str, filename: str, data: bytes) -> Product:
+        uri = self.uri(filename)
+        store.write_bytes(uri, data)
+        product = Product(name=name, uri=uri, size=len(data), checksum=store.md5_bytes(data))
+        self.products = [p for p in self.products if p.name != name] + [product]
+        return product
+
+    def put_image(self, name: str, filename: str, data: np.ndarray, wcs: WCS | None = None, *,
+                  header: dict | None = None) -> Product:
+        """A 2-D image as a FITS primary HDU (float32 unless integer), with its WCS."""
+        return self.put(name, filename, fits_bytes(data, wcs, header=header))
+
+    def put_table(self, name: str, filename: str, table) -> Product:  # astropy Table
+        """A table as Parquet."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        columns = {col: np.asarray(table[col]) for col in table.colnames}
+        sink = io.BytesIO()
+        pq.write_table(pa.table(columns), sink, compression="zstd")
+        return self.put(name, filename, sink.getvalue())
+
+
+def fits_bytes(data: np.ndarray, wcs: WCS | None = None, *, header: dict | None = None) -> bytes:
+    """A FITS file holding ``data`` (and its WCS and extra keywords) in the primary HDU."""
+    hdr = wcs.to_header(relax=True) if wcs is not None else fits.Header()
+    for key, value in (header or {}).items():
+        hdr[key] = value
+    if not np.issubdtype(data.dtype, np.integer):
+        data = data.astype(np.float32, copy=False)
+    sink = io.BytesIO()
+    fits.PrimaryHDU(data=data, header=hdr).writeto(sink, output_verify="silentfix")
+    return sink.getvalue()

@@ -1,0 +1,1 @@
+"""Post-processing (ppid 17): stamp registered IDs into a science job's products."""
