@@ -339,7 +339,10 @@ def main() -> None:
     from rapid.store import StoreError
 
     try:
-        app(standalone_mode=False)
+        # Outside standalone mode a command's typer.Exit comes back as its exit code.
+        code = app(standalone_mode=False)
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except (UserError, ConfigError, ValueError, StoreError) as exc:
         err.print(f"rapid: error: {exc}", markup=False, highlight=False)
         sys.exit(2)

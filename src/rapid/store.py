@@ -22,6 +22,12 @@ import fsspec
 
 T = TypeVar("T")
 
+try:  # S3 faults surface as botocore errors, which are not OSErrors
+    from botocore.exceptions import BotoCoreError as _BotoCoreError
+except ImportError:  # pragma: no cover - botocore comes with s3fs
+    _BotoCoreError = OSError  # type: ignore[misc, assignment]
+_TRANSIENT = (OSError, ConnectionError, TimeoutError, _BotoCoreError)
+
 
 class StoreError(OSError):
     """Storage that cannot be reached or an object that cannot be read or written."""
@@ -57,7 +63,9 @@ def _s3_filesystem() -> fsspec.AbstractFileSystem:
     # An endpoint override (an S3-compatible service or a local emulator) comes from the standard
     # AWS variable so that jobs, which never see the operator's settings file, resolve it the same way.
     endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
-    kwargs: dict[str, Any] = {"skip_instance_cache": True}
+    kwargs: dict[str, Any] = {"skip_instance_cache": True,
+                              "config_kwargs": {"connect_timeout": 5, "read_timeout": 60,
+                                                "retries": {"max_attempts": 2}}}
     if endpoint:
         kwargs["client_kwargs"] = {"endpoint_url": endpoint}
     return fsspec.filesystem("s3", **kwargs)
@@ -71,7 +79,7 @@ def _retrying(what: str, url: str, func: Callable[[], T], *, attempts: int = 4) 
             return func()
         except FileNotFoundError:
             raise
-        except (OSError, ConnectionError, TimeoutError) as exc:
+        except _TRANSIENT as exc:
             if attempt == attempts:
                 raise StoreError(f"cannot {what} {url}: {exc}") from exc
             time.sleep(delay)

@@ -78,6 +78,19 @@ def _sca(header: fits.Header) -> int:
     raise L2Error("missing SCA")
 
 
+def find_psf_file(image: Path, name: str, filt: str) -> str | None:
+    """The PSF file a PSFFILE keyword names: relative to the image's folder, else in a ``psfs``
+    folder (or its filter sub-folder) beside the image or up to three levels above it."""
+    candidates = [image.parent / name]
+    base = Path(name).name
+    for ancestor in list(image.parents)[:4]:
+        candidates += [ancestor / "psfs" / filt / base, ancestor / "psfs" / base]
+    for candidate in candidates:
+        if candidate.is_file():
+            return str(candidate.resolve())
+    return None
+
+
 def read_l2_header(path: str | Path) -> L2Header:
     """Parse the header of an L2 FITS image.
 
@@ -150,11 +163,8 @@ def read_l2_header(path: str | Path) -> L2Header:
         "ctype2": str(header.get("CTYPE2", wcs.wcs.ctype[1])),
     }
     sip = {key: header[key] for key in header if SIP_KEY.match(key)}
-    psffile = None
-    if header.get("PSFFILE"):
-        candidate = path.parent / str(header["PSFFILE"]).strip()
-        if candidate.is_file():
-            psffile = str(candidate.resolve())
+    psffile = find_psf_file(path, str(header["PSFFILE"]).strip(), filt) \
+        if header.get("PSFFILE") else None
     return L2Header(
         dateobs=dateobs, mjdobs=mjdobs, exptime=exptime, filter=filt, sca=sca,
         zptmag=float(header["ZPTMAG"]) if "ZPTMAG" in header else None,
