@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from rapid.db import schema
+from rapid.db.registration import counts
 
 __all__ = ["job_summary", "diffimages_with_catalogs"]
 
@@ -24,40 +25,10 @@ def job_summary(conn: sa.Connection, procdate=None) -> dict:  # noqa: ANN001
         ``jobs``: list of {ppid, state, exitcode, count}; ``refimages``, ``diffimages``,
         ``candidates`` totals.
     """
-    j, d, r, m = schema.jobs, schema.diffimages, schema.refimages, schema.diffimmeta
-    latest = (sa.select(j.c.ppid, j.c.rid, j.c.procdate, j.c.parent_jid,
-                        sa.func.max(j.c.attempt).label("attempt"))
-              .group_by(j.c.ppid, j.c.rid, j.c.procdate, j.c.parent_jid))
-    if procdate is not None:
-        latest = latest.where(j.c.procdate == procdate)
-    latest = latest.subquery()
-    cond = sa.and_(j.c.ppid == latest.c.ppid, j.c.procdate == latest.c.procdate,
-                   j.c.attempt == latest.c.attempt,
-                   sa.or_(j.c.rid == latest.c.rid, sa.and_(j.c.rid.is_(None), latest.c.rid.is_(None))),
-                   sa.or_(j.c.parent_jid == latest.c.parent_jid,
-                          sa.and_(j.c.parent_jid.is_(None), latest.c.parent_jid.is_(None))))
-    rows = conn.execute(
-        sa.select(j.c.ppid, j.c.state, j.c.exitcode, sa.func.count().label("n"))
-        .select_from(j.join(latest, cond))
-        .group_by(j.c.ppid, j.c.state, j.c.exitcode)
-        .order_by(j.c.ppid, j.c.state, j.c.exitcode)).all()
-    job_filter = (sa.select(j.c.jid).where(j.c.procdate == procdate)
-                  if procdate is not None else None)
-    dq = sa.select(sa.func.count()).select_from(d)
-    rq = sa.select(sa.func.count()).select_from(r)
-    cq = sa.select(sa.func.coalesce(sa.func.sum(m.c.ncandidates), 0)).select_from(
-        m.join(d, m.c.pid == d.c.pid))
-    if job_filter is not None:
-        dq = dq.where(d.c.jid.in_(job_filter))
-        rq = rq.where(r.c.jid.in_(job_filter))
-        cq = cq.where(d.c.jid.in_(job_filter))
-    return {
-        "jobs": [{"ppid": row.ppid, "state": row.state, "exitcode": row.exitcode,
-                  "count": row.n} for row in rows],
-        "refimages": int(conn.execute(rq).scalar_one()),
-        "diffimages": int(conn.execute(dq).scalar_one()),
-        "candidates": int(conn.execute(cq).scalar_one()),
-    }
+    # One definition of "latest attempt" and of the product totals: rapid.db.registration.counts.
+    summary = counts(conn, procdate)
+    return {"jobs": summary["jobs"], "refimages": summary["refimages"],
+            "diffimages": summary["diffimages"], "candidates": summary["ncandidates"]}
 
 
 def diffimages_with_catalogs(conn: sa.Connection, procdate=None) -> list[sa.Row]:  # noqa: ANN001

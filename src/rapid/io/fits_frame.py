@@ -1,0 +1,272 @@
+"""Read any FITS image with a celestial WCS into a :class:`Frame`; write float32 products.
+
+Besides generic images, the reader understands RAPID's L2 layout: HDU 1 named 'SCI' in DN with
+EXPTIME, 'ERR' (1-sigma uncertainty) and 'DQ' (nonzero = bad) extensions, a PSFFILE keyword
+naming a PSF file in the same directory (primary HDU, odd-sized, native sampling) and
+SATURATE (DN).
+
+Zero point convention: ZPTMAG in the header is taken to be the zero point of the image in DN/s
+(RAPID's convention). When the frame is read per second it is kept; when the data stay in DN it
+becomes ZPTMAG + 2.5 log10(EXPTIME), so that ``zptmag - 2.5 log10(flux)`` gives the same
+magnitude either way.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from astropy.io import fits
+from astropy.time import Time
+from astropy.wcs import WCS, FITSFixedWarning
+
+from rapid.science.image import Frame
+
+
+def _wcs_of(header: fits.Header) -> WCS | None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FITSFixedWarning)
+        try:
+            w = WCS(header, relax=True)
+        except Exception:
+            return None
+    if not w.has_celestial or w.naxis < 2:
+        return None
+    cel = w.celestial if w.naxis > 2 else w
+    return cel
+
+
+def _is_image(hdu) -> bool:
+    return (isinstance(hdu, (fits.PrimaryHDU, fits.ImageHDU, fits.CompImageHDU))
+            and hdu.data is not None and np.squeeze(hdu.data).ndim == 2)
+
+
+def _image_data(hdu) -> np.ndarray:
+    return np.asarray(np.squeeze(hdu.data), dtype=np.float32)
+
+
+def _find(hdul: fits.HDUList, name: str):
+    try:
+        hdu = hdul[name]
+    except KeyError:
+        return None
+    return hdu if _is_image(hdu) else None
+
+
+def _read_aux_image(path: str | os.PathLike, what: str, shape=None) -> np.ndarray:
+    try:
+        with fits.open(path, memmap=False) as hdul:
+            for hdu in hdul:
+                if _is_image(hdu):
+                    data = _image_data(hdu)
+                    break
+            else:
+                raise ValueError(f"{what} file {path}: no image HDU")
+    except OSError as exc:
+        raise ValueError(f"{what} file {path}: unreadable ({exc})") from exc
+    if shape is not None and data.shape != shape:
+        raise ValueError(f"{what} file {path}: shape {data.shape}, image has {shape}")
+    return data
+
+
+def read_psf(path: str | os.PathLike) -> np.ndarray:
+    """Read a PSF stamp (first image HDU), check it is odd-sized and normalise it to sum 1.
+
+    Parameters
+    ----------
+    path : str or path-like
+        FITS file.
+
+    Returns
+    -------
+    ndarray
+        float64 stamp.
+    """
+    psf = _read_aux_image(path, "PSF").astype(np.float64)
+    if psf.shape[0] % 2 == 0 or psf.shape[1] % 2 == 0:
+        raise ValueError(f"PSF file {path}: stamp must be odd-sized, got {psf.shape}")
+    psf = np.where(np.isfinite(psf), psf, 0.0)
+    if not psf.sum() > 0:
+        raise ValueError(f"PSF file {path}: stamp does not have a positive sum")
+    return psf / psf.sum()
+
+
+def _mjd(header: fits.Header) -> float | None:
+    if "MJD-OBS" in header:
+        try:
+            return float(header["MJD-OBS"])
+        except (TypeError, ValueError):
+            pass
+    if "DATE-OBS" in header:
+        try:
+            return float(Time(str(header["DATE-OBS"]).strip(), scale="utc").mjd)
+        except ValueError:
+            return None
+    return None
+
+
+def _get(headers: list[fits.Header], key: str):
+    for h in headers:
+        if key in h and h[key] is not None and not isinstance(h[key], fits.card.Undefined):
+            return h[key]
+    return None
+
+
+def read_fits_frame(
+    path: str | os.PathLike, *, hdu: int | str | None = None,
+    psf_path: str | os.PathLike | None = None, unc_path: str | os.PathLike | None = None,
+    per_second: bool = False,
+) -> Frame:
+    """Read a FITS image with a celestial WCS into a :class:`Frame`.
+
+    Parameters
+    ----------
+    path : str or path-like
+        FITS file.
+    hdu : int or str, optional
+        HDU index or name of the image; default the 'SCI' extension when present, else the
+        first image HDU with data and a celestial WCS.
+    psf_path : str or path-like, optional
+        PSF stamp file; default the file named by a PSFFILE keyword beside ``path``, if any.
+    unc_path : str or path-like, optional
+        1-sigma uncertainty image; default the 'ERR' extension, if any.
+    per_second : bool, optional
+        Divide data, uncertainty and saturation by EXPTIME (False); needs EXPTIME.
+
+    Returns
+    -------
+    Frame
+        float32 data (bad pixels NaN), WCS (SIP kept), psf, unc, mask (DQ != 0, non-finite,
+        at or above SATURATE) and meta: filter, mjdobs, exptime, zptmag, gain, saturation,
+        path, hdu, units ("DN/s" or the header's BUNIT / "DN").
+
+    Raises
+    ------
+    ValueError
+        Naming the file and the problem: unreadable, no image, no celestial WCS, bad PSF.
+    """
+    path = Path(path)
+    try:
+        hdul = fits.open(path, memmap=False)
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{path}: unreadable FITS file ({exc})") from exc
+    with hdul:
+        if hdu is not None:
+            try:
+                img = hdul[hdu]
+            except (KeyError, IndexError) as exc:
+                raise ValueError(f"{path}: no HDU {hdu!r}") from exc
+            if not _is_image(img):
+                raise ValueError(f"{path}: HDU {hdu!r} holds no 2-D image")
+            wcs = _wcs_of(img.header)
+            if wcs is None:
+                raise ValueError(f"{path}: HDU {hdu!r} has no celestial WCS")
+        else:
+            img, wcs = None, None
+            candidates = [_find(hdul, "SCI")] + list(hdul)
+            if not any(_is_image(h) for h in hdul):
+                raise ValueError(f"{path}: no image HDU")
+            for h in candidates:
+                if h is not None and _is_image(h):
+                    w = _wcs_of(h.header)
+                    if w is not None:
+                        img, wcs = h, w
+                        break
+            if img is None:
+                raise ValueError(f"{path}: no image HDU with a celestial WCS")
+        data = _image_data(img)
+        headers = [img.header, hdul[0].header]
+        err = _find(hdul, "ERR") if img.name != "ERR" else None
+        dq = _find(hdul, "DQ")
+        unc = _image_data(err) if (err is not None and unc_path is None) else None
+        dqmask = (np.squeeze(dq.data) != 0) if dq is not None else None
+        hdu_name = img.name or str(hdul.index_of(img))
+    if unc_path is not None:
+        unc = _read_aux_image(unc_path, "uncertainty", data.shape)
+    if unc is not None and unc.shape != data.shape:
+        raise ValueError(f"{path}: ERR has shape {unc.shape}, image has {data.shape}")
+    if dqmask is not None and dqmask.shape != data.shape:
+        raise ValueError(f"{path}: DQ has shape {dqmask.shape}, image has {data.shape}")
+
+    if psf_path is None:
+        psffile = _get(headers, "PSFFILE")
+        if psffile:
+            psf_path = path.parent / str(psffile).strip()
+            if not psf_path.exists():
+                raise ValueError(f"{path}: PSFFILE {psffile!r} not found beside it")
+    psf = read_psf(psf_path) if psf_path is not None else None
+
+    exptime = _get(headers, "EXPTIME")
+    exptime = float(exptime) if exptime is not None else None
+    saturation = _get(headers, "SATURATE")
+    saturation = float(saturation) if saturation is not None else None
+    mask = ~np.isfinite(data)
+    if dqmask is not None:
+        mask |= dqmask
+    if saturation is not None:
+        mask |= data >= saturation
+    zpt = _get(headers, "ZPTMAG")
+    zpt = float(zpt) if zpt is not None else None
+    units = str(_get(headers, "BUNIT") or "DN")
+    if per_second:
+        if not exptime or exptime <= 0:
+            raise ValueError(f"{path}: per_second needs a positive EXPTIME, got {exptime}")
+        data = data / np.float32(exptime)
+        if unc is not None:
+            unc = unc / np.float32(exptime)
+        if saturation is not None:
+            saturation /= exptime
+        units = "DN/s"
+    elif zpt is not None and exptime and exptime > 0:
+        zpt = zpt + 2.5 * np.log10(exptime)
+    data = data.astype(np.float32)
+    data[mask] = np.nan
+    meta: dict[str, Any] = {
+        "filter": (str(_get(headers, "FILTER")).strip() if _get(headers, "FILTER") is not None
+                   else None),
+        "mjdobs": _mjd(img.header) if _mjd(img.header) is not None else _mjd(headers[1]),
+        "exptime": exptime, "zptmag": zpt,
+        "gain": float(_get(headers, "GAIN")) if _get(headers, "GAIN") is not None else None,
+        "saturation": saturation, "path": str(path), "hdu": hdu_name, "units": units,
+    }
+    return Frame(data=data, wcs=wcs, psf=psf, unc=unc.astype(np.float32) if unc is not None
+                 else None, mask=mask, meta=meta)
+
+
+def write_fits_image(
+    path_or_fileobj: str | os.PathLike | io.IOBase, data: np.ndarray, wcs: WCS | None, *,
+    header_extra: dict[str, Any] | None = None, overwrite: bool = True,
+) -> None:
+    """Write a float32 image with its WCS (SIP kept) as the primary HDU of a FITS file.
+
+    Parameters
+    ----------
+    path_or_fileobj : str, path-like or file object
+        Destination.
+    data : ndarray
+        2-D image.
+    wcs : astropy.wcs.WCS or None
+        Celestial WCS written into the header (None for stamps such as PSFs).
+    header_extra : dict, optional
+        Extra keywords (name -> value, or name -> (value, comment)).
+    overwrite : bool, optional
+        Replace an existing file (True).
+    """
+    data = np.asarray(data)
+    if data.ndim != 2:
+        raise ValueError(f"data must be 2-D, got shape {data.shape}")
+    header = fits.Header()
+    if wcs is not None:
+        if not isinstance(wcs, WCS):
+            raise ValueError(f"wcs must be an astropy.wcs.WCS, got {type(wcs).__name__}")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            header.update(wcs.to_header(relax=True))
+    for key, value in (header_extra or {}).items():
+        header[key] = value
+    hdu = fits.PrimaryHDU(data=data.astype(np.float32), header=header)
+    hdu.writeto(path_or_fileobj, overwrite=overwrite)

@@ -1,0 +1,403 @@
+"""The building blocks of a reference coadd: per-frame background, per-tile resampling, stacking.
+
+A frame is never resampled whole: :class:`FramePlan` holds what is needed to resample any tile of
+the output grid (the coarse pixel map over the frame's footprint, its background mesh, its
+photometric scale), and :func:`resample_tile` interpolates only the source window that tile needs.
+:func:`combine_stack` then rejects outliers and averages one block of output rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from astropy.wcs import WCS
+from scipy import ndimage
+from scipy.interpolate import RectBivariateSpline
+
+from rapid.science.image import Frame
+from rapid.science.resample import (
+    CoarsePixelMap,
+    fill_bad_pixels,
+    footprint_touches,
+)
+
+__all__ = [
+    "MeshBackground",
+    "FramePlan",
+    "plan_frame",
+    "resample_tile",
+    "combine_stack",
+    "nanmedian_sorted",
+    "footprint_bbox",
+    "shifted_wcs",
+]
+
+# Source pixels kept around a tile's window so that the cubic prefilter (an IIR filter whose
+# influence decays by 0.27 per pixel) sees the same values as on the whole image.
+_WINDOW_MARGIN = 16
+_EDGE_TOL = 1e-3
+
+
+class MeshBackground:
+    """Background and its rms on a coarse mesh of boxes, interpolated bicubically.
+
+    Each box's level is the SExtractor mode estimate (2.5 median - 1.5 mean) of its
+    3-sigma-clipped pixels (the median when the two disagree by more than 0.3 sigma); the mesh is
+    median-filtered 3x3 so that single boxes on bright stars do not bias it.
+
+    Parameters
+    ----------
+    data : ndarray
+        2-D image.
+    bad : ndarray
+        Boolean map of pixels to ignore.
+    box : int, optional
+        Box size in pixels (default 64).
+    """
+
+    def __init__(self, data: np.ndarray, bad: np.ndarray, *, box: int = 64) -> None:
+        if data.ndim != 2 or bad.shape != data.shape:
+            raise ValueError(
+                f"data and bad must be 2-D of one shape, got {data.shape}, {bad.shape}")
+        if int(box) < 4:
+            raise ValueError(f"box must be >= 4, got {box}")
+        self.shape = data.shape
+        ny, nx = data.shape
+        box = int(min(box, ny, nx))
+        nby, nbx = -(-ny // box), -(-nx // box)
+        cells = np.full((nby * box, nbx * box), np.nan, dtype=np.float32)
+        cells[:ny, :nx] = np.where(bad, np.nan, data)
+        # Every other row and column of large boxes is plenty for a level and an rms, at a
+        # quarter of the sorting cost.
+        sub = 2 if box >= 32 else 1
+        cells = cells.reshape(nby, box, nbx, box)[:, ::sub, :, ::sub]
+        cells = cells.transpose(0, 2, 1, 3).reshape(nby, nbx, -1)
+        with np.errstate(invalid="ignore"), _quiet_nan_warnings():
+            for _ in range(3):
+                med = nanmedian_sorted(cells, axis=-1)
+                mad = 1.4826 * nanmedian_sorted(np.abs(cells - med[..., None]), axis=-1)
+                cells[np.abs(cells - med[..., None]) > 3 * mad[..., None]] = np.nan
+            med = nanmedian_sorted(cells, axis=-1)
+            mean = np.nanmean(cells, axis=-1)
+            std = np.nanstd(cells, axis=-1)
+            ngood = np.isfinite(cells).sum(axis=-1)
+            cells_per_box = cells.shape[-1]
+        del cells
+        mode = np.where(np.abs(mean - med) < 0.3 * std, 2.5 * med - 1.5 * mean, med)
+        sparse = ngood < 0.3 * cells_per_box
+        self._back = _fill_mesh(np.where(sparse, np.nan, mode))
+        self._rms = _fill_mesh(np.where(sparse, np.nan, std))
+        # Box centres; the last box may be partial.
+        self._yc = np.minimum((np.arange(nby) + 0.5) * box - 0.5, ny - 1)
+        self._xc = np.minimum((np.arange(nbx) + 0.5) * box - 0.5, nx - 1)
+        self._splines = tuple(self._spline(m) for m in (self._back, self._rms))
+
+    def _spline(self, mesh):
+        ky, kx = min(3, len(self._yc) - 1), min(3, len(self._xc) - 1)
+        if ky == 0 or kx == 0:
+            return None
+        return RectBivariateSpline(self._yc, self._xc, mesh, kx=ky, ky=kx, s=0)
+
+    def _eval(self, which: int, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
+        spl = self._splines[which]
+        mesh = (self._back, self._rms)[which]
+        # Constant beyond the outermost box centres: a cubic extrapolation would run away.
+        yv = np.clip(np.arange(y0, y1, dtype=np.float64), self._yc[0], self._yc[-1])
+        xv = np.clip(np.arange(x0, x1, dtype=np.float64), self._xc[0], self._xc[-1])
+        if spl is None:
+            return np.full((y1 - y0, x1 - x0), float(np.mean(mesh)), dtype=np.float32)
+        return spl(yv, xv).astype(np.float32)
+
+    def back(self, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
+        """Background level of rows ``y0:y1`` and columns ``x0:x1``."""
+        return self._eval(0, y0, y1, x0, x1)
+
+    def rms(self, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
+        """Background rms of rows ``y0:y1`` and columns ``x0:x1``."""
+        return self._eval(1, y0, y1, x0, x1)
+
+
+def nanmedian_sorted(a: np.ndarray, axis: int = 0) -> np.ndarray:
+    """NaN-ignoring median along ``axis`` by one sort (NaNs sort last); NaN where all are NaN.
+
+    Much faster than ``np.nanmedian`` for many short slices, which it loops over in Python.
+    """
+    s = np.sort(a, axis=axis)
+    n = np.isfinite(s).sum(axis=axis, keepdims=True)
+    # Middle element(s) of the n finite values: indices (n-1)//2 and n//2 (equal for odd n).
+    lo = np.take_along_axis(s, np.maximum(n - 1, 0) // 2, axis=axis)
+    hi = np.take_along_axis(s, n // 2, axis=axis)
+    med = np.where(n == 0, np.nan, 0.5 * (lo + hi))
+    return np.squeeze(med, axis=axis).astype(a.dtype, copy=False)
+
+
+class _quiet_nan_warnings:
+    """Silence numpy's all-NaN-slice warnings (empty boxes are expected at masked regions)."""
+
+    def __enter__(self):
+        import warnings
+
+        self._ctx = warnings.catch_warnings()
+        self._ctx.__enter__()
+        warnings.simplefilter("ignore", RuntimeWarning)
+
+    def __exit__(self, *exc):
+        return self._ctx.__exit__(*exc)
+
+
+def _fill_mesh(mesh: np.ndarray) -> np.ndarray:
+    mesh = np.array(mesh, dtype=np.float64)
+    finite = np.isfinite(mesh)
+    if not finite.any():
+        return np.zeros_like(mesh)
+    mesh[~finite] = np.median(mesh[finite])
+    if mesh.shape[0] >= 3 and mesh.shape[1] >= 3:
+        mesh = ndimage.median_filter(mesh, size=3, mode="nearest")
+    return mesh
+
+
+@dataclass
+class FramePlan:
+    """What is needed to resample any tile of one frame onto the output grid.
+
+    Attributes
+    ----------
+    frame : Frame
+        The input frame (not copied).
+    index : int
+        Position of the frame in the input list.
+    scale : float
+        Photometric factor to the reference zero point, 10**(0.4 (zero_point - zptmag)).
+    bbox : (int, int, int, int)
+        Footprint on the output grid as (y0, y1, x0, x1), half-open, output-grid pixels.
+    cmap : CoarsePixelMap
+        Pixel map from the bbox (its own origin) to the frame.
+    bad : ndarray
+        Boolean map of frame pixels not to use (mask, NaN, saturation).
+    saturated : ndarray or None
+        Boolean map of saturated frame pixels, when known.
+    background : MeshBackground
+        The frame's background.
+    """
+
+    frame: Frame
+    index: int
+    scale: float
+    bbox: tuple[int, int, int, int]
+    cmap: CoarsePixelMap
+    bad: np.ndarray
+    saturated: np.ndarray | None
+    background: MeshBackground
+
+
+def footprint_bbox(frame_wcs: WCS, frame_shape, grid_wcs: WCS, grid_shape, *, margin: int = 2):
+    """Bounding box (y0, y1, x0, x1) of a frame's footprint on a grid, clipped to the grid.
+
+    Returns None when the footprint misses the grid.
+    """
+    ny, nx = frame_shape
+    edge = [np.linspace(0, n - 1, max(2, n // 32 + 1)) for n in (ny, nx)]
+    ys = np.concatenate([edge[0], edge[0], np.zeros_like(edge[1]), np.full_like(edge[1], ny - 1)])
+    xs = np.concatenate([np.zeros_like(edge[0]), np.full_like(edge[0], nx - 1), edge[1], edge[1]])
+    ra, dec = frame_wcs.all_pix2world(xs, ys, 0)
+    with np.errstate(invalid="ignore"):
+        gx, gy = grid_wcs.all_world2pix(ra, dec, 0, quiet=True)
+    if not (np.all(np.isfinite(gx)) and np.all(np.isfinite(gy))):
+        return None
+    gny, gnx = grid_shape
+    y0 = max(0, int(np.floor(gy.min())) - margin)
+    y1 = min(gny, int(np.ceil(gy.max())) + margin + 1)
+    x0 = max(0, int(np.floor(gx.min())) - margin)
+    x1 = min(gnx, int(np.ceil(gx.max())) + margin + 1)
+    if y0 >= y1 or x0 >= x1:
+        return None
+    return y0, y1, x0, x1
+
+
+def shifted_wcs(wcs: WCS, y0: int, x0: int) -> WCS:
+    """The same grid with pixel (y0, x0) as the new origin."""
+    out = wcs.deepcopy()
+    out.wcs.crpix = out.wcs.crpix - np.array([x0, y0], dtype=np.float64)
+    if out.pixel_shape is not None:
+        out.pixel_shape = None
+    return out
+
+
+def plan_frame(frame: Frame, index: int, grid_wcs: WCS, grid_shape, *, zero_point: float,
+               step: int = 32, box: int = 64) -> FramePlan | None:
+    """Prepare one frame for tiled resampling onto ``grid_wcs``; None if it misses the grid.
+
+    Parameters
+    ----------
+    frame : Frame
+        Input frame in DN/s with ``meta['zptmag']``.
+    index : int
+        Position of the frame in the input list (kept for reporting).
+    grid_wcs : astropy.wcs.WCS
+        Output grid (the full tile grid).
+    grid_shape : (int, int)
+        Shape of the full tile grid.
+    zero_point : float
+        Zero point of the output in magnitudes.
+    step : int, optional
+        Coarse pixel-map spacing (default 32).
+    box : int, optional
+        Background mesh box size in pixels (default 64; smaller for small frames).
+
+    Returns
+    -------
+    FramePlan or None
+    """
+    bbox = footprint_bbox(frame.wcs, frame.shape, grid_wcs, grid_shape)
+    if bbox is None:
+        return None
+    y0, y1, x0, x1 = bbox
+    cmap = CoarsePixelMap(frame.wcs, shifted_wcs(grid_wcs, y0, x0), (y1 - y0, x1 - x0), step=step)
+    bad = frame.bad()
+    saturated = None
+    sat_level = frame.meta.get("saturation")
+    if sat_level is not None:
+        with np.errstate(invalid="ignore"):
+            saturated = np.asarray(frame.data >= float(sat_level))
+        bad |= saturated
+    if frame.unc is not None:
+        with np.errstate(invalid="ignore"):
+            bad |= ~(np.isfinite(frame.unc) & (frame.unc > 0))
+    box = int(min(box, max(8, min(frame.shape) // 4)))
+    background = MeshBackground(frame.data, bad, box=box)
+    scale = 10 ** (0.4 * (zero_point - float(frame.meta["zptmag"])))
+    return FramePlan(frame, index, scale, bbox, cmap, bad, saturated, background)
+
+
+def resample_tile(plan: FramePlan, y0: int, y1: int, x0: int, x1: int):
+    """Resample the part of a frame covering output-grid rows y0:y1 and columns x0:x1.
+
+    The tile must lie inside ``plan.bbox``. The frame is background-subtracted and scaled to the
+    reference zero point; its variance is the bilinearly interpolated uncertainty squared.
+
+    Returns
+    -------
+    values, weights, saturated : ndarray or None
+        float32 values, float32 inverse-variance weights (0 where invalid) and a boolean map of
+        pixels touched by saturated source pixels (None when unknown); all None when the tile
+        misses the frame.
+    """
+    by0, _, bx0, _ = plan.bbox
+    ys, xs = plan.cmap.block(y0 - by0, y1 - by0, x0 - bx0, x1 - bx0)
+    sy, sx = plan.frame.shape
+    with np.errstate(invalid="ignore"):
+        inside = ((ys >= -_EDGE_TOL) & (ys <= sy - 1 + _EDGE_TOL)
+                  & (xs >= -_EDGE_TOL) & (xs <= sx - 1 + _EDGE_TOL))
+    if not inside.any():
+        return None, None, None
+    wy0 = max(0, int(np.floor(ys[inside].min())) - _WINDOW_MARGIN)
+    wy1 = min(sy, int(np.ceil(ys[inside].max())) + _WINDOW_MARGIN + 1)
+    wx0 = max(0, int(np.floor(xs[inside].min())) - _WINDOW_MARGIN)
+    wx1 = min(sx, int(np.ceil(xs[inside].max())) + _WINDOW_MARGIN + 1)
+    ly = np.where(inside, ys - wy0, 0.0)
+    lx = np.where(inside, xs - wx0, 0.0)
+    del ys, xs
+    coords = np.stack([ly, lx])
+
+    frame = plan.frame
+    bad = plan.bad[wy0:wy1, wx0:wx1]
+    sub = (frame.data[wy0:wy1, wx0:wx1] - plan.background.back(wy0, wy1, wx0, wx1)) * plan.scale
+    coeffs = ndimage.spline_filter(fill_bad_pixels(sub, bad), order=3, mode="mirror")
+    del sub
+    values = ndimage.map_coordinates(coeffs, coords, order=3, mode="mirror", prefilter=False,
+                                     output=np.float32)
+    del coeffs
+    if frame.unc is not None:
+        unc = frame.unc[wy0:wy1, wx0:wx1]
+    else:
+        unc = plan.background.rms(wy0, wy1, wx0, wx1)
+    unc = fill_bad_pixels(np.asarray(unc, dtype=np.float64) * plan.scale, bad)
+    sigma = ndimage.map_coordinates(unc, coords, order=1, mode="nearest")
+    # The weight is the inverse of the frame's own (uninterpolated) variance: resampling lowers
+    # the per-pixel variance by a phase-dependent factor (0.57..1, mean 0.77 for cubic splines,
+    # see interpolation_variance_factor) but keeps the variance of sums over a few pixels, which
+    # is what photometry on the coadd sees; weighting by the lowered variance would favour
+    # frames by their sub-pixel phase and make the coadd's PSF vary from pixel to pixel.
+    var = sigma**2
+    valid = inside & ~footprint_touches(bad, ly, lx, order=3) & (var > 0)
+    with np.errstate(divide="ignore"):
+        weights = np.where(valid, 1.0 / var, 0.0).astype(np.float32)
+    values[~valid] = np.nan
+    saturated = None
+    if plan.saturated is not None:
+        saturated = inside & footprint_touches(plan.saturated[wy0:wy1, wx0:wx1], ly, lx, order=1)
+    return values, weights, saturated
+
+
+def combine_stack(values: np.ndarray, weights: np.ndarray, *, clip_sigma: float = 3.0,
+                  interp_tolerance: float = 0.2):
+    """Inverse-variance weighted mean of a stack with per-pixel outlier rejection.
+
+    Each sample k has sigma_k = 1/sqrt(weight_k). With 3 or more samples, a sample is rejected when
+    it deviates from the median by more than ``clip_sigma`` times
+    sqrt(sigma_k² (1 + pi/(2n)) + (interp_tolerance * median)²), the second term allowing for
+    interpolation differences on bright, undersampled stars. With 4 or more samples the test is
+    repeated against the weighted mean of the survivors. With exactly 2 samples the higher one is
+    dropped when they disagree by more than ``clip_sigma`` times their combined sigma (cosmic rays
+    and transients are positive). A single sample is kept.
+
+    Parameters
+    ----------
+    values : ndarray
+        (K, ny, nx) stack, NaN where a frame has no valid sample.
+    weights : ndarray
+        (K, ny, nx) inverse variances, 0 where invalid.
+    clip_sigma : float, optional
+        Rejection threshold in sigma (default 3).
+    interp_tolerance : float, optional
+        Fractional allowance for interpolation differences (default 0.2).
+
+    Returns
+    -------
+    mean, sumw, count, nrejected
+        float32 weighted mean (NaN where nothing survives), float32 sum of surviving weights,
+        int16 number of surviving samples per pixel, and the number of rejected samples.
+    """
+    valid = weights > 0
+    n = valid.sum(axis=0)
+    sig2 = np.zeros(weights.shape, dtype=np.float32)
+    np.divide(1.0, weights, out=sig2, where=valid)
+    med = nanmedian_sorted(values, axis=0)
+    with np.errstate(invalid="ignore"):
+        dev = np.abs(values - med)
+        tol2 = sig2 * (1 + np.pi / (2 * np.maximum(n, 1))) + (interp_tolerance * med) ** 2
+        reject = valid & (n >= 3) & (dev**2 > clip_sigma**2 * tol2)
+        # Two samples: drop the higher when they disagree.
+        pair = n == 2
+        if pair.any():
+            vmax = np.nanmax(np.where(valid, values, -np.inf), axis=0)
+            vmin = np.nanmin(np.where(valid, values, np.inf), axis=0)
+            sig2_sum = np.where(valid, sig2, 0).sum(axis=0)
+            disagree = pair & ((vmax - vmin) ** 2 > clip_sigma**2 * (
+                sig2_sum + (interp_tolerance * med) ** 2))
+            reject |= valid & disagree & (values == vmax)
+    keep = valid & ~reject
+    del dev, tol2
+    again = n >= 4
+    if again.any():
+        w = np.where(keep, weights, 0)
+        sumw = w.sum(axis=0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = (np.where(keep, values, 0) * w).sum(axis=0) / sumw
+            tol2 = sig2 + (interp_tolerance * mean) ** 2
+            reject2 = valid & ((values - mean) ** 2 > clip_sigma**2 * tol2)
+        keep2 = valid & ~reject2
+        # Only pixels with 4+ samples take the second pass, and it may never empty a pixel that
+        # the first pass kept.
+        use = again & (keep2.any(axis=0) | ~keep.any(axis=0))
+        keep = np.where(use, keep2, keep)
+        del w, tol2, reject2, keep2
+    w = np.where(keep, weights, 0).astype(np.float32)
+    sumw = w.sum(axis=0, dtype=np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = (np.where(keep, values, 0) * w).sum(axis=0, dtype=np.float64) / sumw
+    mean = np.where(sumw > 0, mean, np.nan).astype(np.float32)
+    count = keep.sum(axis=0).astype(np.int16)
+    nrejected = int(valid.sum() - keep.sum())
+    return mean, sumw.astype(np.float32), count, nrejected

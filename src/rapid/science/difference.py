@@ -1,0 +1,327 @@
+"""The difference-imaging pipeline: reference onto the science grid, ZOGY, candidates.
+
+:func:`difference_images` chains the steps of :mod:`rapid.science` on two in-memory frames and
+returns a :class:`DifferenceResult` with the products, the metadata RAPID records in
+``diffimmeta`` and the wall time of every step.
+
+Units: the difference image ``diff.data`` is ZOGY's D scaled to science-image units
+(``D * Fn / Fd``), so a PSF fit with ``diff.psf`` gives fluxes in the science image's units;
+``diff.unc`` is its 1-sigma uncertainty, propagated exactly through the (linear) ZOGY kernels
+from the per-pixel variances of the science image and the flux-scaled reference. The
+resampled reference's per-pixel variance ignores the correlation that interpolation creates,
+so D_unc is approximate where the reference noise matters; Scorr's scale is checked by the
+measured ``scorrstd``.
+"""
+
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+from astropy.table import Table
+from astropy.wcs import WCS
+from scipy import ndimage
+
+from rapid.science.background import subtract_background
+from rapid.science.config import DifferenceConfig
+from rapid.science.detect import detect_candidates
+from rapid.science.gainmatch import GainMatch, gain_match
+from rapid.science.image import Frame
+from rapid.science.photometry import DifferenceNoise, measure_candidates
+from rapid.science.psf import estimate_psf, fit_psf_fwhm, gaussian_psf
+from rapid.science.zogy import zogy
+
+
+class NoOverlapError(ValueError):
+    """The science and reference images have no valid pixel in common (RAPID exit 33)."""
+
+
+@dataclass
+class DifferenceResult:
+    """Products of :func:`difference_images`.
+
+    Attributes
+    ----------
+    diff : Frame
+        Difference image D in science units, with ``unc`` (D_unc), ``psf`` (Pd), ``mask`` and
+        the science WCS.
+    scorr : ndarray
+        Scorr image (0 where masked).
+    ref_resampled : Frame
+        Reference on the science grid (not background-subtracted).
+    candidates : astropy.table.Table
+        Measured candidates (see :func:`rapid.science.photometry.measure_candidates`).
+    meta : dict
+        scalefacref, scalefacref_err, gainmatch_method, dxrmsfin, dyrmsfin, dxmedianfin,
+        dymedianfin, nmatched, scorrstd, ncandidates, npositive, nnegative, fd, sci_bkg_rms,
+        ref_bkg_rms, sci_fwhm, ref_fwhm, diff_fwhm, sci_psf_source, ref_psf_source, nmasked.
+    timings : dict
+        Wall seconds per step.
+    gain : GainMatch
+        The gain-match outcome.
+    """
+
+    diff: Frame
+    scorr: np.ndarray
+    ref_resampled: Frame
+    candidates: Table
+    meta: dict[str, Any] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+    gain: GainMatch | None = None
+
+
+def same_grid(a: WCS, shape_a, b: WCS, shape_b) -> bool:
+    """True when two WCS describe the same pixel grid (same shape, header and SIP)."""
+    if tuple(shape_a) != tuple(shape_b):
+        return False
+    if a.wcs.compare(b.wcs, tolerance=1e-10) is False:
+        return False
+    sa, sb = a.sip, b.sip
+    if (sa is None) != (sb is None):
+        return False
+    if sa is not None:
+        return all(np.array_equal(getattr(sa, k), getattr(sb, k)) for k in ("a", "b"))
+    return True
+
+
+def _check_footprints(sci: Frame, ref: Frame) -> None:
+    """Raise NoOverlapError when no sampled science pixel falls inside the reference."""
+    ny, nx = sci.shape
+    gy, gx = np.meshgrid(np.linspace(0, ny - 1, 24), np.linspace(0, nx - 1, 24), indexing="ij")
+    ra, dec = sci.wcs.all_pix2world(gx.ravel(), gy.ravel(), 0)
+    with np.errstate(all="ignore"):
+        try:
+            rx, ry = ref.wcs.all_world2pix(ra, dec, 0, quiet=True, maxiter=30)
+        except Exception:
+            rx, ry = ref.wcs.wcs_world2pix(ra, dec, 0)
+    # a margin of one sampling step: the sparse grid can miss a thin overlap
+    mx, my = nx / 23.0 + 2, ny / 23.0 + 2
+    ry_n, rx_n = ref.shape
+    inside = (rx > -mx) & (rx < rx_n - 1 + mx) & (ry > -my) & (ry < ry_n - 1 + my)
+    if not np.any(inside & np.isfinite(rx) & np.isfinite(ry)):
+        raise NoOverlapError("science and reference images do not overlap on the sky")
+
+
+def _psf_for(frame: Frame, cfg) -> tuple[np.ndarray, str]:
+    if frame.psf is not None:
+        return frame.psf, "frame"
+    try:
+        return estimate_psf(frame, size=cfg.size, min_stars=cfg.min_stars), "estimated"
+    except ValueError:
+        return gaussian_psf(cfg.fallback_fwhm, size=cfg.size), "fallback"
+
+
+def _variance(frame: Frame, rms: np.ndarray) -> np.ndarray:
+    """Per-pixel variance: the frame's uncertainty, else background noise plus Poisson term.
+
+    The Poisson term needs ``meta["gain"]`` (e-/DN), and ``meta["exptime"]`` when the data
+    are in DN/s (``meta["units"] == "DN/s"``); without a gain, source noise is left out and
+    residuals of bright stars look more significant than they are.
+    """
+    if frame.unc is not None:
+        var = np.square(frame.unc, dtype=np.float32)
+    else:
+        var = np.square(rms, dtype=np.float32)
+        gain = frame.meta.get("gain")
+        exptime = frame.meta.get("exptime")
+        per_second = frame.meta.get("units", "DN/s") == "DN/s"
+        if gain and (exptime or not per_second):
+            electrons_per_unit = float(gain) * (float(exptime) if per_second else 1.0)
+            var = var + np.clip(np.nan_to_num(frame.data), 0, None) / electrons_per_unit
+    return np.where(np.isfinite(var), var, 0.0).astype(np.float32)
+
+
+def _grow_mask(bad: np.ndarray, snr: np.ndarray, *, grow: int, bright_snr: float,
+               fwhm: float) -> np.ndarray:
+    """Grow masked areas by ``grow`` pixels, and those bordered by bright pixels further.
+
+    A masked area whose rim reaches S/N >= ``bright_snr`` is a saturated star core or lies on
+    a bright star: small PSF or flux-scale mismatches leave residuals in its wings, so it is
+    grown by ``fwhm * log10(rim S/N)`` pixels more.
+    """
+    out = ndimage.binary_dilation(bad, iterations=grow) if grow else bad.copy()
+    if not bad.any() or not np.isfinite(bright_snr):
+        return out
+    region = ndimage.binary_dilation(bad)
+    labels, n = ndimage.label(region)
+    rim = region & ~bad
+    peak = ndimage.maximum(np.where(rim, snr, 0.0), labels, index=np.arange(1, n + 1))
+    radius = np.where(np.asarray(peak) >= bright_snr,
+                      np.ceil(fwhm * np.log10(np.maximum(peak, 1.0))), 0).astype(int)
+    for r in np.unique(radius[radius > 0]):
+        sel = np.isin(labels, np.flatnonzero(radius == r) + 1) & bad
+        yy, xx = np.mgrid[-r:r + 1, -r:r + 1]
+        base = ndimage.binary_dilation(sel, iterations=grow) if grow else sel
+        out |= ndimage.binary_dilation(base, structure=(xx**2 + yy**2) <= r * r)
+    return out
+
+
+def _robust_std(values: np.ndarray) -> float:
+    if values.size == 0:
+        return float("nan")
+    med = np.median(values)
+    return float(1.4826 * np.median(np.abs(values - med)))
+
+
+def difference_images(sci: Frame, ref: Frame, *,
+                      config: DifferenceConfig | None = None) -> DifferenceResult:
+    """Difference a science frame against a reference frame and measure the candidates.
+
+    Parameters
+    ----------
+    sci : Frame
+        Science image.
+    ref : Frame
+        Reference image on any grid overlapping the science image; resampled onto the science
+        grid when its WCS or shape differ. ``ref.meta["coverage"]`` (on the reference grid),
+        when present, masks pixels covered by fewer than ``config.min_ref_coverage`` frames.
+    config : DifferenceConfig, optional
+        Step settings; defaults documented in :mod:`rapid.science.config`.
+
+    Returns
+    -------
+    DifferenceResult
+
+    Raises
+    ------
+    NoOverlapError
+        When science and reference share fewer than ``config.min_overlap_pixels`` valid pixels.
+    """
+    if not isinstance(sci, Frame):
+        raise ValueError(f"sci must be a Frame, got {type(sci).__name__}")
+    if not isinstance(ref, Frame):
+        raise ValueError(f"ref must be a Frame, got {type(ref).__name__}")
+    cfg = config if config is not None else DifferenceConfig()
+    if not isinstance(cfg, DifferenceConfig):
+        raise ValueError(f"config must be a DifferenceConfig, got {type(cfg).__name__}")
+    timings: dict[str, float] = {}
+
+    @contextmanager
+    def timed(step: str):
+        t0 = time.perf_counter()
+        yield
+        timings[step] = timings.get(step, 0.0) + time.perf_counter() - t0
+
+    with timed("resample"):
+        if same_grid(sci.wcs, sci.shape, ref.wcs, ref.shape):
+            ref_rs = ref
+        else:
+            from rapid.science.resample import resample, resample_frame
+
+            _check_footprints(sci, ref)
+            try:
+                ref_rs = resample_frame(ref, sci.wcs, sci.shape, order=cfg.resample_order)
+            except ValueError as exc:
+                raise NoOverlapError(
+                    f"cannot map the reference onto the science grid: {exc}") from exc
+            cov = ref.meta.get("coverage")
+            if isinstance(cov, np.ndarray) and cov.shape == ref.shape:
+                cov_rs = resample(cov, ref.wcs, sci.wcs, sci.shape, order=1, fill=0.0)
+                low = ~(cov_rs >= cfg.min_ref_coverage)
+                mask = low if ref_rs.mask is None else (ref_rs.mask | low)
+                ref_rs = replace(ref_rs, mask=mask)
+        bad = sci.bad() | ref_rs.bad()
+        if int((~bad).sum()) < cfg.min_overlap_pixels:
+            raise NoOverlapError(
+                f"science and reference share {int((~bad).sum())} valid pixels, "
+                f"fewer than {cfg.min_overlap_pixels}")
+
+    bc = cfg.background
+    with timed("background"):
+        sci_b, sci_rms = subtract_background(sci, box=bc.box, filter_size=bc.filter_size,
+                                             mask_sources=bc.mask_sources,
+                                             source_thresh=bc.source_thresh)
+        ref_b, ref_rms = subtract_background(ref_rs, box=bc.box, filter_size=bc.filter_size,
+                                             mask_sources=bc.mask_sources,
+                                             source_thresh=bc.source_thresh)
+
+    with timed("psf"):
+        psf_n, src_n = _psf_for(sci_b, cfg.psf)
+        psf_r, src_r = _psf_for(ref_b, cfg.psf)
+        sci_b = replace(sci_b, psf=psf_n)
+        ref_b = replace(ref_b, psf=psf_r)
+
+    with timed("variance"):
+        var_n = _variance(sci_b, sci_rms)
+        var_r = _variance(ref_b, ref_rms)
+        var_n[bad] = 0.0
+        var_r[bad] = 0.0
+
+    gc = cfg.gainmatch
+    with timed("gainmatch"):
+        gm = gain_match(sci_b, ref_b, sci_rms=np.where(bad, sci_rms, np.sqrt(var_n)),
+                        ref_rms=np.where(bad, ref_rms, np.sqrt(var_r)),
+                        detect_thresh=gc.detect_thresh, match_radius=gc.match_radius,
+                        min_snr=gc.min_snr, min_stars=gc.min_stars, clip_sigma=gc.clip_sigma,
+                        aperture_radius=gc.aperture_radius,
+                        saturation_fraction=gc.saturation_fraction)
+
+    zc = cfg.zogy
+    with timed("zogy"):
+        sigma_n = float(np.median(sci_rms[~bad]))
+        sigma_r = float(np.median(ref_rms[~bad]))
+        N = np.where(bad, 0.0, sci_b.data).astype(np.float32)
+        R = np.where(bad, 0.0, ref_b.data).astype(np.float32)
+        # Fn = 1 keeps D in science units; the reference's zero point relative to it is 1/ratio
+        sx, sy = (gm.dx_rms, gm.dy_rms) if zc.astrometric_noise else (0.0, 0.0)
+        zr = zogy(N, R, psf_n, psf_r, sigma_n=sigma_n, sigma_r=sigma_r, Fn=1.0,
+                  Fr=1.0 / gm.flux_ratio, var_n=var_n, var_r=var_r, sigma_x=sx, sigma_y=sy,
+                  pd_size=zc.pd_size, device=zc.device, workers=zc.workers)
+        del N, R
+        scale = zr.flux_scale()
+        noise = DifferenceNoise(kernel_n=zr.kernel_n * scale, kernel_r=zr.kernel_r * scale,
+                                var_n=var_n, var_r=var_r)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            snr = np.fmax(np.nan_to_num(sci_b.data / np.sqrt(var_n)),
+                          np.nan_to_num(ref_b.data * gm.flux_ratio / np.sqrt(var_n + 1e-30)))
+        mask = _grow_mask(bad, snr, grow=cfg.mask_grow, bright_snr=cfg.bright_mask_snr,
+                          fwhm=max(fit_psf_fwhm(psf_n), fit_psf_fwhm(psf_r)))
+        del snr
+        D = (zr.D * np.float32(scale)).astype(np.float32)
+        D_unc = (np.sqrt(zr.D_var) * np.float32(scale)).astype(np.float32)
+        D[mask] = np.nan
+        D_unc[mask] = np.nan
+        scorr = zr.Scorr
+        scorr[mask] = 0.0
+        scorrstd = _robust_std(scorr[~mask])
+
+    dc = cfg.detect
+    with timed("detect"):
+        thresh = dc.threshold * (scorrstd if dc.relative and np.isfinite(scorrstd)
+                                 and scorrstd > 0 else 1.0)
+        diff_fwhm = fit_psf_fwhm(zr.Pd)
+        cands = detect_candidates(scorr, D, D_unc, mask=mask, threshold=thresh,
+                                  minarea=dc.minarea, both_signs=dc.both_signs, edge=dc.edge,
+                                  deblend_nthresh=dc.deblend_nthresh,
+                                  deblend_cont=dc.deblend_cont,
+                                  centroid_sigma=max(0.5, diff_fwhm / 2.3548))
+
+    pc = cfg.photometry
+    with timed("photometry"):
+        table = measure_candidates(D, D_unc, zr.Pd, cands, sci.wcs, mask=mask,
+                                   fit_shape=pc.fit_shape, aperture_radii=pc.aperture_radii,
+                                   max_shift=pc.max_shift, noise=noise)
+        if len(table):
+            # a fit may drift (<= max_shift) onto a masked pixel: such candidates are dropped
+            iy = np.clip(np.round(np.asarray(table["y"])).astype(int), 0, mask.shape[0] - 1)
+            ix = np.clip(np.round(np.asarray(table["x"])).astype(int), 0, mask.shape[1] - 1)
+            table = table[~mask[iy, ix]]
+
+    npos = int(np.sum(table["sign"] > 0)) if len(table) else 0
+    meta = {
+        "scalefacref": gm.flux_ratio, "scalefacref_err": gm.flux_ratio_err,
+        "gainmatch_method": gm.method, "dxrmsfin": gm.dx_rms, "dyrmsfin": gm.dy_rms,
+        "dxmedianfin": gm.dx_median, "dymedianfin": gm.dy_median, "nmatched": gm.nmatched,
+        "scorrstd": scorrstd, "ncandidates": len(table), "npositive": npos,
+        "nnegative": len(table) - npos, "fd": zr.Fd, "sci_bkg_rms": sigma_n,
+        "ref_bkg_rms": sigma_r, "sci_fwhm": fit_psf_fwhm(psf_n), "ref_fwhm": fit_psf_fwhm(psf_r),
+        "diff_fwhm": diff_fwhm, "sci_psf_source": src_n, "ref_psf_source": src_r,
+        "nmasked": int(mask.sum()), "detect_threshold": float(thresh),
+    }
+    diff = Frame(data=D, wcs=sci.wcs, psf=zr.Pd, unc=D_unc, mask=mask,
+                 meta={k: sci.meta[k] for k in ("filter", "mjdobs", "zptmag") if k in sci.meta})
+    return DifferenceResult(diff=diff, scorr=scorr, ref_resampled=ref_rs, candidates=table,
+                            meta=meta, timings=timings, gain=gm)

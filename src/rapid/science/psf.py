@@ -1,0 +1,257 @@
+"""PSF stamps: estimate from isolated stars, measure the FWHM, pad, recentre and normalise."""
+
+from __future__ import annotations
+
+import numpy as np
+import sep
+from scipy import ndimage, optimize
+from scipy.spatial import cKDTree
+
+from rapid.science.background import sep_ready
+from rapid.science.image import Frame
+
+FWHM_PER_SIGMA = 2.0 * np.sqrt(2.0 * np.log(2.0))
+
+
+def gaussian_psf(fwhm: float, *, size: int = 25) -> np.ndarray:
+    """Circular Gaussian PSF stamp, pixel-integrated, odd-sized, centred, summing to 1.
+
+    Parameters
+    ----------
+    fwhm : float
+        Full width at half maximum in pixels (> 0).
+    size : int, optional
+        Side of the stamp, odd (25).
+
+    Returns
+    -------
+    ndarray
+        float64 stamp of shape (size, size).
+    """
+    if not fwhm > 0:
+        raise ValueError(f"fwhm must be > 0, got {fwhm}")
+    if size < 3 or size % 2 == 0:
+        raise ValueError(f"size must be odd and >= 3, got {size}")
+    from scipy.special import erf
+
+    sigma = fwhm / FWHM_PER_SIGMA
+    edges = np.arange(size + 1) - size / 2.0
+    cdf = 0.5 * (1.0 + erf(edges / (np.sqrt(2.0) * sigma)))
+    prof = np.diff(cdf)  # integrate over each pixel: matters for undersampled PSFs
+    psf = np.outer(prof, prof)
+    return psf / psf.sum()
+
+
+def normalise_psf(psf: np.ndarray) -> np.ndarray:
+    """Return ``psf`` as float64 with non-finite values at 0, scaled to sum 1.
+
+    Parameters
+    ----------
+    psf : ndarray
+        2-D stamp.
+
+    Returns
+    -------
+    ndarray
+    """
+    psf = np.asarray(psf, dtype=np.float64)
+    if psf.ndim != 2:
+        raise ValueError(f"psf must be 2-D, got shape {psf.shape}")
+    psf = np.where(np.isfinite(psf), psf, 0.0)
+    total = psf.sum()
+    if not total > 0:
+        raise ValueError("psf must have a positive sum")
+    return psf / total
+
+
+def resize_psf(psf: np.ndarray, size: int) -> np.ndarray:
+    """Crop or zero-pad an odd-sized stamp about its central pixel to ``size`` x ``size``.
+
+    Parameters
+    ----------
+    psf : ndarray
+        Odd-sized 2-D stamp.
+    size : int
+        Odd output side.
+
+    Returns
+    -------
+    ndarray
+        Stamp renormalised to sum 1.
+    """
+    if size < 1 or size % 2 == 0:
+        raise ValueError(f"size must be odd and >= 1, got {size}")
+    psf = np.asarray(psf, dtype=np.float64)
+    if psf.ndim != 2 or psf.shape[0] % 2 == 0 or psf.shape[1] % 2 == 0:
+        raise ValueError(f"psf must be a 2-D odd-sized stamp, got shape {psf.shape}")
+    out = np.zeros((size, size))
+    h = size // 2
+    cy, cx = psf.shape[0] // 2, psf.shape[1] // 2
+    ry, rx = min(h, cy), min(h, cx)
+    out[h - ry:h + ry + 1, h - rx:h + rx + 1] = psf[cy - ry:cy + ry + 1, cx - rx:cx + rx + 1]
+    return normalise_psf(out)
+
+
+def recentre_psf(psf: np.ndarray) -> np.ndarray:
+    """Shift a stamp (cubic spline) so that its centroid falls on the central pixel.
+
+    Parameters
+    ----------
+    psf : ndarray
+        Odd-sized 2-D stamp.
+
+    Returns
+    -------
+    ndarray
+        Recentred stamp, summing to 1.
+    """
+    psf = normalise_psf(psf)
+    c = np.array(psf.shape) // 2
+    for _ in range(3):  # a few iterations: the centroid of a truncated stamp moves slightly
+        cy, cx = ndimage.center_of_mass(np.clip(psf, 0, None))
+        d = c - np.array([cy, cx])
+        if np.all(np.abs(d) < 1e-3):
+            break
+        psf = normalise_psf(ndimage.shift(psf, d, order=3, mode="constant"))
+    return psf
+
+
+def pad_psf(psf: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Place a centred odd-sized stamp into an array of ``shape`` with its centre at [0, 0].
+
+    This is the layout an FFT convolution needs: the PSF centre at the origin, wrapped.
+
+    Parameters
+    ----------
+    psf : ndarray
+        Odd-sized stamp; cropped when larger than ``shape``.
+    shape : tuple of int
+        Output shape.
+
+    Returns
+    -------
+    ndarray
+        float64 array summing to 1.
+    """
+    ny, nx = shape
+    size = min(psf.shape[0], psf.shape[1], ny - (1 - ny % 2), nx - (1 - nx % 2))
+    stamp = resize_psf(psf, size if size % 2 else size - 1)
+    out = np.zeros(shape)
+    s = stamp.shape[0]
+    out[:s, :s] = stamp
+    return np.roll(out, (-(s // 2), -(s // 2)), axis=(0, 1))
+
+
+def fit_psf_fwhm(psf: np.ndarray) -> float:
+    """FWHM in pixels of a circular Gaussian fitted to a PSF stamp.
+
+    Parameters
+    ----------
+    psf : ndarray
+        2-D stamp.
+
+    Returns
+    -------
+    float
+        FWHM in pixels.
+    """
+    psf = normalise_psf(psf)
+    ny, nx = psf.shape
+    y, x = np.mgrid[:ny, :nx].astype(float)
+
+    def model(p):
+        amp, x0, y0, sig = p
+        return amp * np.exp(-((x - x0) ** 2 + (y - y0) ** 2) / (2 * sig**2))
+
+    p0 = [psf.max(), (nx - 1) / 2, (ny - 1) / 2, 1.0]
+    res = optimize.least_squares(lambda p: (model(p) - psf).ravel(), p0,
+                                 bounds=([0, 0, 0, 0.1], [np.inf, nx, ny, max(nx, ny)]))
+    return float(abs(res.x[3]) * FWHM_PER_SIGMA)
+
+
+def estimate_psf(
+    frame: Frame, *, size: int = 25, max_stars: int = 50, min_stars: int = 3,
+    min_snr: float = 50.0, saturation_fraction: float = 0.8,
+) -> np.ndarray:
+    """Estimate the PSF from isolated, unsaturated, bright stars.
+
+    Stars are extracted with sep (on a background-subtracted frame), cut out, shifted to a
+    common centre with cubic-spline interpolation, normalised and median-stacked.
+
+    Parameters
+    ----------
+    frame : Frame
+        Background-subtracted image.
+    size : int, optional
+        Side of the stamp, odd (25).
+    max_stars : int, optional
+        Use at most the brightest this many stars (50).
+    min_stars : int, optional
+        Fewest usable stars (3); fewer raises ValueError.
+    min_snr : float, optional
+        Smallest S/N of a usable star (50).
+    saturation_fraction : float, optional
+        Stars peaking above this fraction of ``frame.meta["saturation"]`` are skipped (0.8).
+
+    Returns
+    -------
+    ndarray
+        float64 stamp (size, size), centred, summing to 1.
+    """
+    if size < 3 or size % 2 == 0:
+        raise ValueError(f"size must be odd and >= 3, got {size}")
+    bad = frame.bad()
+    arr = sep_ready(frame.data, bad)
+    rms = float(np.std(arr[~bad])) if (~bad).any() else 0.0
+    good = arr[~bad]
+    if good.size:
+        mad = np.median(np.abs(good - np.median(good)))
+        rms = 1.4826 * mad if mad > 0 else rms
+    if not rms > 0:
+        raise ValueError("frame has no noise estimate (empty or constant)")
+    try:
+        objs = sep.extract(arr, 5.0, err=rms, mask=bad, minarea=5)
+    except Exception as exc:
+        raise ValueError(f"source extraction failed: {exc}") from exc
+    h = size // 2
+    ny, nx = arr.shape
+    if len(objs) == 0:
+        raise ValueError("no stars found")
+    x, y = objs["x"], objs["y"]
+    flux, _, _ = sep.sum_circle(arr, x, y, 3.0, err=rms, mask=bad)
+    snr = flux / (rms * np.sqrt(np.pi * 9.0))
+    keep = (objs["flag"] == 0) & (snr > min_snr)
+    keep &= (x > h + 1) & (x < nx - h - 2) & (y > h + 1) & (y < ny - h - 2)
+    sat = frame.meta.get("saturation")
+    if sat:
+        keep &= objs["peak"] < saturation_fraction * float(sat)
+    # isolated: no other detection within the stamp half-size
+    tree = cKDTree(np.column_stack([x, y]))
+    counts = np.array([len(n) for n in tree.query_ball_point(np.column_stack([x, y]), h)])
+    keep &= counts == 1
+    # masked pixels near a star (saturated core, bad column) spoil its stamp
+    bad_near = ndimage.maximum_filter(bad.astype(np.uint8), size=size)
+    keep &= bad_near[np.round(y).astype(int).clip(0, ny - 1),
+                     np.round(x).astype(int).clip(0, nx - 1)] == 0
+    idx = np.flatnonzero(keep)
+    idx = idx[np.argsort(-flux[idx])][:max_stars]
+    if idx.size < min_stars:
+        raise ValueError(f"only {idx.size} isolated bright stars, need {min_stars}")
+    stamps = []
+    for i in idx:
+        ix, iy = int(round(x[i])), int(round(y[i]))
+        cut = arr[iy - h - 1:iy + h + 2, ix - h - 1:ix + h + 2].astype(np.float64)
+        # windowed centroid is more precise than sep's isophotal barycentre
+        sig = max(0.5, float(objs["a"][i]))
+        wx, wy, _ = sep.winpos(arr, np.array([x[i]]), np.array([y[i]]), np.array([sig]))
+        dx, dy = float(wx[0]) - ix, float(wy[0]) - iy
+        if abs(dx) > 1 or abs(dy) > 1:
+            dx, dy = x[i] - ix, y[i] - iy
+        shifted = ndimage.shift(cut, (-dy, -dx), order=3, mode="nearest")[1:-1, 1:-1]
+        tot = shifted.sum()
+        if tot > 0:
+            stamps.append(shifted / tot)
+    if len(stamps) < min_stars:
+        raise ValueError(f"only {len(stamps)} usable star stamps, need {min_stars}")
+    psf = np.median(np.array(stamps), axis=0)
+    return recentre_psf(psf)

@@ -1,0 +1,76 @@
+"""Difference two FITS images from any telescope and write the products (``rapid diff``)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from rapid.science.config import DifferenceConfig
+from rapid.science.difference import DifferenceResult, difference_images
+
+PRODUCT_NAMES = ("diff.fits", "diff_unc.fits", "scorr.fits", "diff_psf.fits",
+                 "candidates.parquet")
+
+
+def _scalar_meta(meta: dict) -> dict:
+    """FITS keywords (HIERARCH for long names, scalars only) from a meta dict."""
+    out = {}
+    for key, value in meta.items():
+        if isinstance(value, (bool, int, float, str, np.integer, np.floating)):
+            if isinstance(value, (float, np.floating)) and not np.isfinite(value):
+                continue
+            name = key.upper() if len(key) <= 8 else f"HIERARCH {key.upper()}"
+            out[name] = value.item() if hasattr(value, "item") else value
+    return out
+
+
+def run_diff(
+    sci_path: str | os.PathLike, ref_path: str | os.PathLike, out_dir: str | os.PathLike, *,
+    sci_psf: str | os.PathLike | None = None, ref_psf: str | os.PathLike | None = None,
+    sci_unc: str | os.PathLike | None = None, ref_unc: str | os.PathLike | None = None,
+    config: DifferenceConfig | None = None,
+) -> DifferenceResult:
+    """Run the difference-imaging steps on two FITS images and write the products.
+
+    Both images are read in their own units (no division by exposure time); the gain match
+    scales the reference to the science image, so fluxes come out in science-image units.
+
+    Parameters
+    ----------
+    sci_path, ref_path : str or path-like
+        Science and reference FITS images, each with a celestial WCS.
+    out_dir : str or path-like
+        Output directory (created). Receives diff.fits (D, science units), diff_unc.fits,
+        scorr.fits, diff_psf.fits (Pd) and candidates.parquet (x, y zero-based science
+        pixels, ra, dec, flux, flux_err >= 0 in science units, snr, sign +1 brightening /
+        -1 fading, and the other columns of the candidate table).
+    sci_psf, ref_psf : str or path-like, optional
+        PSF stamp files; else PSFFILE keywords, else estimated from stars.
+    sci_unc, ref_unc : str or path-like, optional
+        Uncertainty images; else ERR extensions, else from the background noise.
+    config : DifferenceConfig, optional
+        Step settings.
+
+    Returns
+    -------
+    DifferenceResult
+    """
+    from rapid.io.fits_frame import read_fits_frame, write_fits_image
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    sci = read_fits_frame(sci_path, psf_path=sci_psf, unc_path=sci_unc)
+    ref = read_fits_frame(ref_path, psf_path=ref_psf, unc_path=ref_unc)
+    result = difference_images(sci, ref, config=config)
+    keys = _scalar_meta(result.meta)
+    write_fits_image(out / "diff.fits", result.diff.data, sci.wcs,
+                     header_extra={**keys, "BUNIT": sci.meta.get("units", "")})
+    write_fits_image(out / "diff_unc.fits", result.diff.unc, sci.wcs)
+    write_fits_image(out / "scorr.fits", result.scorr, sci.wcs)
+    write_fits_image(out / "diff_psf.fits", result.diff.psf, None)
+    table = result.candidates.copy()
+    table.meta = {}
+    table.write(out / "candidates.parquet", format="parquet", overwrite=True)
+    return result

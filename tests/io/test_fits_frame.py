@@ -1,0 +1,131 @@
+import io
+
+import numpy as np
+import pytest
+from astropy.io import fits
+from astropy.wcs import WCS
+
+from rapid.io.fits_frame import read_fits_frame, write_fits_image
+from rapid.science.psf import gaussian_psf
+from tests.science.diff_fakes import tan_wcs
+
+
+def _sip_wcs(shape):
+    w = tan_wcs(shape)
+    w.wcs.ctype = ["RA---TAN-SIP", "DEC--TAN-SIP"]
+    from astropy.wcs import Sip
+
+    a = np.zeros((3, 3))
+    b = np.zeros((3, 3))
+    a[2, 0], b[0, 2] = 2e-5, -1e-5
+    w.sip = Sip(a, b, None, None, w.wcs.crpix)
+    return w
+
+
+def test_generic_image_with_tan_wcs_and_no_exptime(tmp_path):
+    data = np.arange(64 * 48, dtype=np.float64).reshape(48, 64)
+    data[3, 4] = np.nan
+    hdr = tan_wcs((48, 64)).to_header()
+    hdr["FILTER"] = "r"
+    hdr["DATE-OBS"] = "2028-09-07T12:00:00"
+    path = tmp_path / "generic.fits"
+    fits.PrimaryHDU(data, header=hdr).writeto(path)
+    f = read_fits_frame(path)
+    assert f.data.dtype == np.float32 and f.shape == (48, 64)
+    assert f.mask[3, 4] and np.isnan(f.data[3, 4]) and f.mask.sum() == 1
+    assert f.psf is None and f.unc is None
+    assert f.meta["filter"] == "r" and f.meta["exptime"] is None and f.meta["zptmag"] is None
+    assert f.meta["mjdobs"] == pytest.approx(62021.5)
+    ra, dec = f.wcs.pixel_to_world_values(31.5, 23.5)
+    assert (ra, dec) == pytest.approx((150.0, 2.0), abs=1e-6)
+    with pytest.raises(ValueError, match="EXPTIME"):
+        read_fits_frame(path, per_second=True)
+
+
+def _write_l2(tmp_path, *, with_psf=True):
+    shape = (40, 50)
+    rng = np.random.default_rng(0)
+    sci = rng.normal(100.0, 5.0, shape)
+    sci[10, 10] = 70000.0
+    err = np.full(shape, 5.0)
+    dq = np.zeros(shape, np.int32)
+    dq[20, 30] = 4
+    hdr = _sip_wcs(shape).to_header(relax=True)
+    hdr.update(EXPTIME=100.0, SATURATE=65000.0, ZPTMAG=17.0, GAIN=1.5, FILTER="H158",
+               **{"MJD-OBS": 62000.25})
+    if with_psf:
+        hdr["PSFFILE"] = "psf_h158.fits"
+        fits.PrimaryHDU(gaussian_psf(1.5, size=15) * 3.0).writeto(tmp_path / "psf_h158.fits")
+    hdul = fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(sci, header=hdr, name="SCI"),
+                         fits.ImageHDU(err, name="ERR"), fits.ImageHDU(dq, name="DQ")])
+    path = tmp_path / "l2.fits"
+    hdul.writeto(path)
+    return path, sci
+
+
+def test_l2_layout_per_second(tmp_path):
+    path, sci = _write_l2(tmp_path)
+    f = read_fits_frame(path, per_second=True)
+    assert f.meta["hdu"] == "SCI" and f.meta["units"] == "DN/s"
+    assert f.data[0, 0] == pytest.approx(sci[0, 0] / 100.0, rel=1e-6)
+    assert f.unc[0, 0] == pytest.approx(0.05)
+    assert f.meta["saturation"] == pytest.approx(650.0)
+    assert f.mask[10, 10] and f.mask[20, 30] and f.mask.sum() == 2
+    assert f.psf.shape == (15, 15) and f.psf.sum() == pytest.approx(1.0)
+    assert f.meta["zptmag"] == pytest.approx(17.0) and f.meta["gain"] == 1.5
+    assert f.meta["mjdobs"] == 62000.25 and f.meta["filter"] == "H158"
+    assert f.wcs.sip is not None and f.wcs.sip.a[2, 0] == pytest.approx(2e-5)
+
+
+def test_l2_layout_in_dn_adjusts_zero_point(tmp_path):
+    path, sci = _write_l2(tmp_path)
+    f = read_fits_frame(path)
+    assert f.data[0, 0] == pytest.approx(sci[0, 0], rel=1e-6)
+    assert f.meta["zptmag"] == pytest.approx(17.0 + 5.0)
+    assert f.meta["saturation"] == 65000.0
+
+
+def test_explicit_psf_and_unc_files(tmp_path):
+    path, _ = _write_l2(tmp_path, with_psf=False)
+    fits.PrimaryHDU(gaussian_psf(2.0, size=11)).writeto(tmp_path / "p.fits")
+    fits.PrimaryHDU(np.full((40, 50), 7.0)).writeto(tmp_path / "u.fits")
+    f = read_fits_frame(path, psf_path=tmp_path / "p.fits", unc_path=tmp_path / "u.fits")
+    assert f.psf.shape == (11, 11) and f.unc[5, 5] == 7.0
+    fits.PrimaryHDU(np.ones((10, 10))).writeto(tmp_path / "even.fits")
+    with pytest.raises(ValueError, match="odd"):
+        read_fits_frame(path, psf_path=tmp_path / "even.fits")
+
+
+def test_bad_inputs_name_file_and_problem(tmp_path):
+    nowcs = tmp_path / "nowcs.fits"
+    fits.PrimaryHDU(np.zeros((8, 8))).writeto(nowcs)
+    with pytest.raises(ValueError, match="nowcs.fits.*celestial WCS"):
+        read_fits_frame(nowcs)
+    table = tmp_path / "table.fits"
+    fits.HDUList([fits.PrimaryHDU(), fits.BinTableHDU.from_columns(
+        [fits.Column(name="a", format="E", array=np.zeros(3))])]).writeto(table)
+    with pytest.raises(ValueError, match="table.fits.*no image"):
+        read_fits_frame(table)
+    junk = tmp_path / "junk.fits"
+    junk.write_bytes(b"not a fits file at all")
+    with pytest.raises(ValueError, match="junk.fits"):
+        read_fits_frame(junk)
+    path, _ = _write_l2(tmp_path)
+    with pytest.raises(ValueError, match="no HDU"):
+        read_fits_frame(path, hdu="NOPE")
+
+
+def test_write_fits_image_roundtrip_keeps_sip(tmp_path):
+    w = _sip_wcs((30, 20))
+    data = np.random.default_rng(1).normal(size=(30, 20))
+    buf = io.BytesIO()
+    write_fits_image(buf, data, w, header_extra={"SCALEFAC": 1.25})
+    buf.seek(0)
+    with fits.open(buf) as hdul:
+        assert hdul[0].data.dtype == np.dtype(">f4")
+        assert hdul[0].header["SCALEFAC"] == 1.25
+        w2 = WCS(hdul[0].header)
+    assert w2.sip is not None
+    assert np.allclose(w2.all_pix2world([[3.0, 17.0]], 0), w.all_pix2world([[3.0, 17.0]], 0))
+    with pytest.raises(ValueError, match="2-D"):
+        write_fits_image(tmp_path / "x.fits", np.zeros(3), w)

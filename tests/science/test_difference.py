@@ -1,0 +1,199 @@
+import dataclasses
+
+import numpy as np
+import pytest
+from tests.science.diff_fakes import make_frame, star_field, tan_wcs
+
+from rapid.science.config import DifferenceConfig
+from rapid.science.difference import NoOverlapError, difference_images
+
+SHAPE = (192, 192)
+
+
+def _stars(seed, n=40):
+    rng = np.random.default_rng(seed)
+    x, y, f = star_field(rng, SHAPE, n, flux_range=(3e3, 3e4))
+    return list(zip(x, y, f))
+
+
+def _expected_snr(result, flux):
+    # D (science units) has white noise of variance (Fn/Fd)^2 and PSF Pd: optimal PSF-fit S/N
+    pd = result.diff.psf
+    return flux * result.meta["fd"] * np.sqrt((pd**2).sum())
+
+
+def test_identical_inputs_give_null_difference():
+    rng = np.random.default_rng(50)
+    sci = make_frame(rng, shape=SHAPE, stars=_stars(50))
+    ref = dataclasses.replace(sci)
+    r = difference_images(sci, ref)
+    assert np.nanmax(np.abs(r.diff.data)) < 1e-2 * r.meta["sci_bkg_rms"]
+    assert len(r.candidates) == 0
+    assert r.meta["scalefacref"] == pytest.approx(1.0, abs=1e-6)
+    assert set(r.timings) >= {"background", "psf", "gainmatch", "zogy", "detect",
+                              "photometry"}
+    assert all(v >= 0 for v in r.timings.values())
+
+
+def test_pure_noise_scorr_unit_std_and_few_false_candidates():
+    rng = np.random.default_rng(51)
+    sci = make_frame(rng, shape=(256, 256), sigma=8.0)
+    ref = make_frame(rng, shape=(256, 256), sigma=4.0, fwhm=3.0)
+    r = difference_images(sci, ref)
+    valid = ~r.diff.mask
+    assert r.scorr[valid].std() == pytest.approx(1.0, abs=0.1)
+    assert r.meta["scorrstd"] == pytest.approx(1.0, abs=0.1)
+    assert len(r.candidates) <= 1
+    # no stars: the gain match falls back and says so
+    assert r.meta["gainmatch_method"] == "unity" and r.meta["nmatched"] == 0
+
+
+def test_transient_in_science_detected_positive_with_right_flux():
+    rng = np.random.default_rng(52)
+    stars = _stars(52)
+    truth = (101.3, 77.6, 2500.0)
+    # background-limited (no Poisson noise) so that the optimal S/N has a closed form
+    sci = make_frame(rng, shape=SHAPE, fwhm=2.5, sigma=10.0, stars=stars + [truth], gain=1e9)
+    ref = make_frame(rng, shape=SHAPE, fwhm=3.4, sigma=5.0, stars=stars)
+    r = difference_images(sci, ref)
+    assert len(r.candidates) == 1
+    c = r.candidates[0]
+    assert c["sign"] == 1
+    assert np.hypot(c["x"] - truth[0], c["y"] - truth[1]) < 0.3
+    assert abs(c["flux"] - truth[2]) < 3 * c["flux_err"]
+    assert c["snr"] == pytest.approx(_expected_snr(r, truth[2]), rel=0.2)
+    assert np.isfinite(c["ra"]) and np.isfinite(c["dec"])
+    assert r.meta["npositive"] == 1 and r.meta["nnegative"] == 0
+    assert r.diff.psf.shape == (25, 25) and r.diff.psf.sum() == pytest.approx(1.0)
+
+
+def test_source_in_reference_only_detected_negative_with_positive_flux():
+    rng = np.random.default_rng(53)
+    stars = _stars(53)
+    truth = (60.4, 130.2, 3000.0)
+    sci = make_frame(rng, shape=SHAPE, fwhm=3.0, sigma=8.0, stars=stars)
+    ref = make_frame(rng, shape=SHAPE, fwhm=2.2, sigma=4.0, stars=stars + [truth])
+    r = difference_images(sci, ref)
+    assert len(r.candidates) == 1
+    c = r.candidates[0]
+    assert c["sign"] == -1 and c["scorr_peak"] < 0
+    assert c["flux"] >= 0
+    assert abs(c["flux"] - truth[2]) < 3 * c["flux_err"]
+    assert np.hypot(c["x"] - truth[0], c["y"] - truth[1]) < 0.3
+
+
+def test_flux_scale_mismatch_recovered_by_gain_match():
+    rng = np.random.default_rng(54)
+    stars = _stars(54, n=60)
+    truth = (140.2, 60.7, 3000.0)
+    # science at 0.8 x the reference's flux scale; the transient is given in science units
+    sci = make_frame(rng, shape=SHAPE, fwhm=2.5, sigma=6.0, stars=stars, scale=0.8)
+    from tests.science.diff_fakes import add_star
+
+    add_star(sci.data, *truth, 2.5)
+    ref = make_frame(rng, shape=SHAPE, fwhm=2.8, sigma=4.0, stars=stars)
+    r = difference_images(sci, ref)
+    assert r.meta["scalefacref"] == pytest.approx(0.8, rel=0.02)
+    assert len(r.candidates) == 1
+    assert abs(r.candidates["flux"][0] - truth[2]) < 3 * r.candidates["flux_err"][0]
+
+
+def test_flux_pulls_over_many_sources():
+    rng = np.random.default_rng(60)
+    shape = (256, 256)
+    stars = list(zip(*star_field(rng, shape, 30, flux_range=(3e3, 3e4))))
+    gx, gy = np.meshgrid(np.linspace(24, 232, 6), np.linspace(24, 232, 5))
+    tx = gx.ravel() + rng.uniform(-0.5, 0.5, gx.size)
+    ty = gy.ravel() + rng.uniform(-0.5, 0.5, gy.size)
+    tf = rng.uniform(1500.0, 6000.0, gx.size)
+    sci = make_frame(rng, shape=shape, fwhm=2.5, sigma=10.0, stars=stars + list(zip(tx, ty, tf)))
+    ref = make_frame(rng, shape=shape, fwhm=3.0, sigma=5.0, stars=stars)
+    r = difference_images(sci, ref)
+    c = r.candidates[r.candidates["sign"] == 1]
+    d = np.hypot(c["x"][:, None] - tx[None, :], c["y"][:, None] - ty[None, :])
+    j = d.argmin(axis=1)
+    ok = d.min(axis=1) < 1.0
+    assert ok.sum() >= 28
+    pulls = (c["flux"][ok] - tf[j[ok]]) / c["flux_err"][ok]
+    assert abs(np.median(pulls)) < 0.3
+    assert 0.7 < np.std(pulls) < 1.4
+
+
+def test_nan_pixels_and_saturated_stars_no_crash_and_no_masked_candidates():
+    rng = np.random.default_rng(56)
+    stars = _stars(56) + [(96.0, 96.0, 5e5)]
+    sci = make_frame(rng, shape=SHAPE, stars=stars, saturation=4000.0)
+    ref = make_frame(rng, shape=SHAPE, stars=stars, fwhm=2.8, saturation=4500.0)
+    for f in (sci, ref):
+        f.mask = f.data >= f.meta["saturation"]
+    sci.data[30:40, 100:140] = np.nan
+    ref.data[150:152, :] = np.nan
+    r = difference_images(sci, ref)
+    assert r.diff.mask[30:40, 100:140].all() and r.diff.mask[150:152].all()
+    assert np.isnan(r.diff.data[r.diff.mask]).all()
+    assert (r.scorr[r.diff.mask] == 0).all()
+    for c in r.candidates:
+        assert not r.diff.mask[int(round(c["y"])), int(round(c["x"]))]
+    assert len(r.candidates) <= 2
+
+
+def test_psf_estimated_when_frames_have_none():
+    rng = np.random.default_rng(57)
+    stars = list(zip(*star_field(rng, SHAPE, 30, flux_range=(2e4, 8e4))))
+    truth = (50.5, 150.5, 4000.0)
+    sci = make_frame(rng, shape=SHAPE, fwhm=2.6, sigma=5.0, stars=stars + [truth],
+                     with_psf=False, with_unc=False)
+    ref = make_frame(rng, shape=SHAPE, fwhm=3.2, sigma=5.0, stars=stars, with_psf=False,
+                     with_unc=False)
+    r = difference_images(sci, ref)
+    assert r.meta["sci_psf_source"] == "estimated" and r.meta["ref_psf_source"] == "estimated"
+    assert r.meta["sci_fwhm"] == pytest.approx(2.6, rel=0.1)
+    pos = r.candidates[r.candidates["sign"] == 1]
+    assert len(pos) >= 1
+    assert np.hypot(pos["x"][0] - truth[0], pos["y"][0] - truth[1]) < 0.5
+
+
+def test_reference_on_another_grid_is_resampled():
+    rng = np.random.default_rng(58)
+    sci_wcs = tan_wcs(SHAPE)
+    ref_wcs = tan_wcs((210, 210), crpix_shift=(3.4, -2.7))
+    ref_wcs.wcs.pc = [[np.cos(0.3), -np.sin(0.3)], [np.sin(0.3), np.cos(0.3)]]
+    x, y, f = star_field(rng, SHAPE, 40, flux_range=(3e3, 3e4))
+    ra, dec = sci_wcs.all_pix2world(x, y, 0)
+    rx, ry = ref_wcs.all_world2pix(ra, dec, 0)
+    truth = (120.3, 70.8, 4000.0)
+    sci = make_frame(rng, shape=SHAPE, fwhm=2.5, sigma=8.0, stars=list(zip(x, y, f)) + [truth],
+                     wcs=sci_wcs)
+    ref = make_frame(rng, shape=(210, 210), fwhm=2.5, sigma=3.0, stars=list(zip(rx, ry, f)),
+                     wcs=ref_wcs)
+    r = difference_images(sci, ref)
+    assert r.ref_resampled.shape == SHAPE
+    assert r.meta["scalefacref"] == pytest.approx(1.0, rel=0.03)
+    assert abs(r.meta["dxmedianfin"]) < 0.1 and abs(r.meta["dymedianfin"]) < 0.1
+    pos = r.candidates[r.candidates["sign"] == 1]
+    assert len(pos) >= 1 and len(r.candidates) <= 3
+    assert np.hypot(pos["x"][0] - truth[0], pos["y"][0] - truth[1]) < 0.3
+
+
+def test_non_overlapping_inputs_raise():
+    rng = np.random.default_rng(59)
+    sci = make_frame(rng, shape=(128, 128), wcs=tan_wcs((128, 128), ra=150.0))
+    ref = make_frame(rng, shape=(128, 128), wcs=tan_wcs((128, 128), ra=151.0))
+    with pytest.raises(NoOverlapError):
+        difference_images(sci, ref)
+    # same grid but nothing valid in common
+    ref2 = make_frame(rng, shape=(128, 128), wcs=sci.wcs)
+    ref2.data[...] = np.nan
+    with pytest.raises(NoOverlapError):
+        difference_images(sci, ref2)
+
+
+def test_config_is_validated_and_threshold_applies():
+    rng = np.random.default_rng(60)
+    sci = make_frame(rng, shape=(128, 128))
+    with pytest.raises(ValueError, match="config"):
+        difference_images(sci, sci, config={"threshold": 3})
+    cfg = DifferenceConfig(detect=dataclasses.replace(DifferenceConfig().detect, threshold=3.0,
+                                                      relative=False))
+    r = difference_images(sci, make_frame(rng, shape=(128, 128)), config=cfg)
+    assert r.meta["detect_threshold"] == 3.0

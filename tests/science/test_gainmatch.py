@@ -1,0 +1,66 @@
+import numpy as np
+import pytest
+from tests.science.diff_fakes import make_frame, star_field
+
+from rapid.science.background import subtract_background
+from rapid.science.gainmatch import gain_match
+
+SHAPE = (192, 192)
+
+
+def _pair(seed, *, scale=1.0, shift=(0.0, 0.0), fwhm_ref=2.5, nstars=40, **kw):
+    rng = np.random.default_rng(seed)
+    x, y, f = star_field(rng, SHAPE, nstars, flux_range=(5e3, 5e4))
+    sci = make_frame(rng, shape=SHAPE, fwhm=2.5, sigma=5.0, stars=list(zip(x, y, f)),
+                     scale=scale, **kw)
+    ref = make_frame(rng, shape=SHAPE, fwhm=fwhm_ref, sigma=3.0,
+                     stars=list(zip(x - shift[0], y - shift[1], f)), **kw)
+    (sci, rs), (ref, rr) = subtract_background(sci), subtract_background(ref)
+    return sci, ref, rs, rr
+
+
+def test_flux_ratio_recovered_within_two_percent_with_different_psfs():
+    sci, ref, rs, rr = _pair(10, scale=1.37, fwhm_ref=3.5)
+    gm = gain_match(sci, ref, sci_rms=rs, ref_rms=rr)
+    assert gm.method == "stars" and not gm.flagged
+    assert gm.nmatched >= 15
+    assert gm.flux_ratio == pytest.approx(1.37, rel=0.02)
+    assert 0 < gm.flux_ratio_err < 0.02
+
+
+def test_residual_offset_measured():
+    sci, ref, rs, rr = _pair(11, shift=(0.4, -0.25))
+    gm = gain_match(sci, ref, sci_rms=rs, ref_rms=rr)
+    assert gm.dx_median == pytest.approx(0.4, abs=0.05)
+    assert gm.dy_median == pytest.approx(-0.25, abs=0.05)
+    assert gm.dx_rms == pytest.approx(0.4, abs=0.07)
+    assert gm.flux_ratio == pytest.approx(1.0, rel=0.02)
+
+
+def test_no_stars_falls_back_to_zero_points_then_unity():
+    rng = np.random.default_rng(12)
+    sci, _ = subtract_background(make_frame(rng, shape=SHAPE, zptmag=26.0))
+    ref, _ = subtract_background(make_frame(rng, shape=SHAPE, zptmag=25.0))
+    gm = gain_match(sci, ref)
+    assert gm.method == "zptmag" and gm.flagged and gm.nmatched == 0
+    assert gm.flux_ratio == pytest.approx(10 ** 0.4)
+    assert np.isnan(gm.flux_ratio_err)
+    sci.meta.pop("zptmag")
+    gm = gain_match(sci, ref)
+    assert gm.method == "unity" and gm.flux_ratio == 1.0
+
+
+def test_saturated_stars_are_not_used():
+    sci, ref, rs, rr = _pair(13, scale=1.2, saturation=2000.0)
+    gm = gain_match(sci, ref, sci_rms=rs, ref_rms=rr)
+    # clipped (saturated) stars would pull the ratio towards 1
+    if gm.method == "stars":
+        assert gm.flux_ratio == pytest.approx(1.2, rel=0.03)
+
+
+def test_shape_mismatch_is_rejected():
+    rng = np.random.default_rng(14)
+    a = make_frame(rng, shape=(64, 64))
+    b = make_frame(rng, shape=(64, 80))
+    with pytest.raises(ValueError, match="resample"):
+        gain_match(a, b)

@@ -1,0 +1,62 @@
+import numpy as np
+import pytest
+from astropy.table import Table
+from tests.science.diff_fakes import add_star, tan_wcs
+
+from rapid.science.photometry import FLAG_MASKED, measure_candidates
+from rapid.science.psf import gaussian_psf
+
+SHAPE = (128, 128)
+
+
+def _image(seed, sources, sigma=5.0):
+    rng = np.random.default_rng(seed)
+    img = rng.normal(0, sigma, SHAPE)
+    for x, y, f in sources:
+        add_star(img, x, y, f, 2.5)
+    return img, np.full(SHAPE, sigma)
+
+
+def test_psf_flux_both_signs_and_columns():
+    img, unc = _image(40, [(40.2, 60.7, 2000.0), (90.6, 30.3, -1500.0)])
+    t = Table({"x": [40.0, 91.0], "y": [61.0, 30.0], "sign": [1, -1], "scorr_peak": [20., -15.]})
+    out = measure_candidates(img, unc, gaussian_psf(2.5), t, tan_wcs(SHAPE))
+    for col in ("x", "y", "ra", "dec", "flux", "flux_err", "snr", "sign", "scorr_peak",
+                "aper_flux_r2", "aper_flux_r4", "fwhm", "elongation", "sharpness",
+                "roundness", "flags"):
+        assert col in out.colnames
+    # expected flux error for a PSF fit on white noise: sigma / sqrt(sum P^2)
+    ferr = 5.0 / np.sqrt((gaussian_psf(2.5) ** 2).sum())
+    assert out["flux_err"][0] == pytest.approx(ferr, rel=0.2)
+    assert abs(out["flux"][0] - 2000.0) < 3 * out["flux_err"][0]
+    assert abs(out["flux"][1] - 1500.0) < 3 * out["flux_err"][1]
+    assert (out["flux"] >= 0).all()
+    assert np.hypot(out["x"][0] - 40.2, out["y"][0] - 60.7) < 0.2
+    assert out["fwhm"][0] == pytest.approx(2.5, rel=0.3)
+    assert out["elongation"][0] < 1.3
+    assert out["aper_flux_r4"][1] > 0
+    assert out["snr"][0] == pytest.approx(out["flux"][0] / out["flux_err"][0])
+    assert np.isfinite(out["ra"]).all()
+
+
+def test_masked_pixels_flagged_and_positions_fixed():
+    img, unc = _image(41, [(64.0, 64.0, 3000.0)])
+    mask = np.zeros(SHAPE, bool)
+    mask[64, 66] = True
+    t = Table({"x": [64.3], "y": [63.8], "sign": [1]})
+    out = measure_candidates(img, unc, gaussian_psf(2.5), t, None, mask=mask, max_shift=0)
+    assert out["flags"][0] & FLAG_MASKED
+    assert out["x"][0] == pytest.approx(64.3) and out["y"][0] == pytest.approx(63.8)
+    assert np.isnan(out["ra"][0])
+
+
+def test_empty_table_and_bad_arguments():
+    img, unc = _image(42, [])
+    out = measure_candidates(img, unc, gaussian_psf(2.5),
+                             Table({"x": [], "y": [], "sign": []}), tan_wcs(SHAPE))
+    assert len(out) == 0 and "flux" in out.colnames
+    with pytest.raises(ValueError, match="fit_shape"):
+        measure_candidates(img, unc, gaussian_psf(2.5), Table({"x": [1.], "y": [1.],
+                           "sign": [1]}), None, fit_shape=(10, 10))
+    with pytest.raises(ValueError, match="sign"):
+        measure_candidates(img, unc, gaussian_psf(2.5), Table({"x": [1.], "y": [1.]}), None)

@@ -1,0 +1,163 @@
+"""Resampling onto another WCS grid: mapping accuracy, shifts, flux, bad pixels, PSF."""
+
+import numpy as np
+import pytest
+
+from rapid.science.image import Frame
+from rapid.science.resample import (
+    interpolation_variance_factor,
+    local_jacobian,
+    pixel_map,
+    resample,
+    resample_frame,
+    transform_psf,
+)
+
+RA, DEC = 150.0, 2.2
+
+
+def _centroid(img, x, y, r=6):
+    ny, nx = img.shape
+    yy, xx = np.mgrid[0:ny, 0:nx]
+    sel = (np.hypot(xx - x, yy - y) <= r) & np.isfinite(img)
+    w = img[sel]
+    return (w * xx[sel]).sum() / w.sum(), (w * yy[sel]).sum() / w.sum()
+
+
+def _shifted(wcs, dx, dy):
+    """The same sky grid with pixel (x, y) of ``wcs`` at (x + dx, y + dy)."""
+    out = wcs.deepcopy()
+    out.wcs.crpix = out.wcs.crpix + np.array([dx, dy])
+    return out
+
+
+def test_identity_wcs_returns_same_image(make_wcs, render_stars):
+    shape = (96, 112)
+    w = make_wcs(RA, DEC, shape, rot_deg=17.0, sip=True, sip_scale=30.0)
+    rng = np.random.default_rng(3)
+    img = (render_stars(shape, [40.3, 70.7], [50.2, 30.9], [300.0, 150.0], 1.3)
+           + rng.normal(0, 1, shape)).astype(np.float32)
+    out = resample(img, w, w, shape)
+    assert out.dtype == np.float32
+    assert np.max(np.abs(out[2:-2, 2:-2] - img[2:-2, 2:-2])) < 1e-5
+
+
+def test_pure_shift_moves_centroid(make_wcs, render_stars):
+    shape = (64, 64)
+    w = make_wcs(RA, DEC, shape)
+    x0, y0 = 30.4, 33.1
+    img = render_stars(shape, [x0], [y0], [1000.0], 1.5).astype(np.float32)
+    dst = _shifted(w, 3.25, -1.5)
+    out = resample(img, w, dst, shape)
+    cx, cy = _centroid(out, x0 + 3.25, y0 - 1.5)
+    assert abs(cx - (x0 + 3.25)) < 0.01
+    assert abs(cy - (y0 - 1.5)) < 0.01
+
+
+@pytest.mark.parametrize("step", [32, 64])
+def test_rotated_sip_mapping_matches_exact(make_wcs, step):
+    # A Roman-sized SIP-distorted source seen from a north-up grid rotated by 30 degrees.
+    src = make_wcs(RA, DEC, (4088, 4088), rot_deg=30.0, sip=True)
+    dst_shape = (1200, 1000)
+    dst = make_wcs(RA + 0.02, DEC - 0.03, dst_shape)
+    ys, xs = pixel_map(src, dst, dst_shape, step=step)
+    assert ys.shape == dst_shape and ys.dtype == np.float64
+    rng = np.random.default_rng(0)
+    iy = rng.integers(0, dst_shape[0], 4000)
+    ix = rng.integers(0, dst_shape[1], 4000)
+    ra, dec = dst.all_pix2world(ix.astype(float), iy.astype(float), 0)
+    ex, ey = src.all_world2pix(ra, dec, 0, tolerance=1e-9, maxiter=50)
+    # The distortion is real: the exact mapping is far from the undistorted one.
+    ux, uy = src.wcs_world2pix(ra, dec, 0)
+    assert np.max(np.hypot(ex - ux, ey - uy)) > 2.0
+    err = np.hypot(ex - xs[iy, ix], ey - ys[iy, ix])
+    assert err.max() < 0.01
+
+
+def test_flux_of_isolated_star_conserved(make_wcs, render_stars):
+    shape = (80, 80)
+    src = make_wcs(RA, DEC, shape, rot_deg=23.0)
+    dst = make_wcs(RA, DEC, shape, rot_deg=-11.0)
+    flux = 500.0
+    img = render_stars(shape, [41.3], [38.6], [flux], 1.4).astype(np.float32)
+    out = resample(img, src, dst, shape)
+    x, y = dst.all_world2pix(*src.all_pix2world([41.3], [38.6], 0), 0)
+    yy, xx = np.mgrid[0:80, 0:80]
+    ap = np.hypot(xx - x[0], yy - y[0]) <= 8
+    assert abs(np.nansum(out[ap]) / flux - 1) < 0.01
+
+
+@pytest.mark.parametrize("order,max_bad", [(1, 4), (3, 16)])
+def test_nan_marks_only_its_neighbourhood(make_wcs, order, max_bad):
+    shape = (50, 50)
+    w = make_wcs(RA, DEC, shape)
+    img = np.random.default_rng(1).normal(10, 1, shape).astype(np.float32)
+    img[25, 20] = np.nan
+    dst = _shifted(w, 0.3, 0.6)
+    out = resample(img, w, dst, shape, order=order)
+    interior = np.zeros(shape, bool)
+    interior[3:-3, 3:-3] = True
+    bad = np.argwhere(np.isnan(out) & interior)
+    assert 1 <= len(bad) <= max_bad
+    # Every flagged pixel lies within the interpolation footprint of the NaN (now at 25.6, 20.3).
+    assert np.all(np.abs(bad[:, 0] - 25.6) < 2.6) and np.all(np.abs(bad[:, 1] - 20.3) < 2.6)
+    # Neighbours just outside the footprint are unaffected by the NaN's fill value.
+    clean = resample(np.where(np.isnan(img), 10.0, img), w, dst, shape, order=order)
+    ok = np.isfinite(out) & interior
+    assert np.max(np.abs(out[ok] - clean[ok])) < 0.15
+
+
+def test_outside_source_is_fill(make_wcs):
+    shape = (40, 40)
+    w = make_wcs(RA, DEC, shape)
+    dst = _shifted(w, 10.5, 0.0)
+    out = resample(np.ones(shape, np.float32), w, dst, shape, fill=-1.0)
+    assert np.all(out[:, :10] == -1.0)
+    assert np.allclose(out[:, 11:-1], 1.0, atol=1e-6)
+
+
+def test_resample_frame_rotates_psf_and_keeps_meta(make_wcs, gaussian_psf):
+    shape = (64, 64)
+    src = make_wcs(RA, DEC, shape, rot_deg=90.0)
+    dst = make_wcs(RA, DEC, shape)
+    psf = np.zeros((7, 7), np.float32)
+    psf[3, 3], psf[3, 5] = 0.7, 0.3          # a lopsided PSF: weight to +x in the source
+    data = np.ones(shape, np.float32)
+    data[5, 5] = np.nan
+    f = Frame(data=data, wcs=src, psf=psf, unc=np.full(shape, 2.0, np.float32),
+              meta={"zptmag": 20.0})
+    out = resample_frame(f, dst, shape)
+    assert out.meta == {"zptmag": 20.0} and out.meta is not f.meta
+    assert out.psf.sum() == pytest.approx(1.0, abs=1e-6)
+    # +x in the source points along -y or +y on the north-up grid: the 0.3 moves to column 3.
+    assert out.psf[3, 3] == pytest.approx(0.7) and out.psf[:, 3].sum() == pytest.approx(1.0)
+    jac = local_jacobian(src, dst, (31.5, 31.5))
+    assert np.allclose(np.abs(jac), [[0, 1], [1, 0]], atol=1e-6)
+    assert out.mask.sum() >= 1 and np.all(np.isnan(out.data[out.mask]))
+    assert np.allclose(out.unc[~out.mask], 2.0)
+
+
+def test_transform_psf_small_rotation_keeps_sum_and_shape(gaussian_psf):
+    psf = gaussian_psf(1.3, size=15)
+    th = np.deg2rad(12.0)
+    jac = np.array([[np.cos(th), -np.sin(th)], [np.sin(th), np.cos(th)]])
+    out = transform_psf(psf, jac)
+    assert out.sum() == pytest.approx(1.0, abs=1e-6)
+    # A circular PSF is unchanged by rotation, up to the pixel integration's square footprint.
+    assert np.max(np.abs(out - psf)) < 5e-3 * psf.max()
+
+
+def test_variance_factor_is_one_at_integer_and_lower_between():
+    f = interpolation_variance_factor(np.array([3.0, 3.5]), np.array([7.0, 7.5]), order=3)
+    assert f[0] == pytest.approx(1.0, abs=1e-6)
+    assert 0.4 < f[1] < 0.8
+
+
+def test_rejects_bad_arguments(make_wcs):
+    w = make_wcs(RA, DEC, (10, 10))
+    with pytest.raises(ValueError, match="order"):
+        resample(np.zeros((10, 10)), w, w, (10, 10), order=2)
+    with pytest.raises(ValueError, match="dst_shape"):
+        pixel_map(w, w, (0, 10))
+    with pytest.raises(ValueError, match="src_wcs"):
+        pixel_map("nope", w, (10, 10))

@@ -1,0 +1,38 @@
+import numpy as np
+import pyarrow.parquet as pq
+from astropy.io import fits
+
+from rapid.io.fits_frame import write_fits_image
+from rapid.science.standalone import run_diff
+from tests.science.diff_fakes import make_frame, star_field
+
+
+def test_run_diff_writes_products_with_required_columns(tmp_path):
+    rng = np.random.default_rng(70)
+    shape = (160, 160)
+    stars = list(zip(*star_field(rng, shape, 30, flux_range=(5e3, 5e4))))
+    sci = make_frame(rng, shape=shape, fwhm=2.5, sigma=8.0, stars=stars + [(80.4, 60.2, 4000.0)])
+    ref = make_frame(rng, shape=shape, fwhm=3.0, sigma=4.0, stars=stars + [(40.0, 120.0, 4000.0)])
+    # no uncertainty images: the noise model comes from the background and the gain
+    write_fits_image(tmp_path / "sci.fits", sci.data, sci.wcs, header_extra={"GAIN": 1.0})
+    write_fits_image(tmp_path / "ref.fits", ref.data, ref.wcs, header_extra={"GAIN": 1.0})
+    write_fits_image(tmp_path / "sci_psf.fits", sci.psf, None)
+    out = tmp_path / "out"
+    result = run_diff(tmp_path / "sci.fits", tmp_path / "ref.fits", out,
+                      sci_psf=tmp_path / "sci_psf.fits")
+    for name in ("diff.fits", "scorr.fits", "diff_psf.fits", "candidates.parquet"):
+        assert (out / name).is_file()
+    t = pq.read_table(out / "candidates.parquet").to_pydict()
+    assert {"x", "y", "ra", "dec", "flux", "flux_err", "snr", "sign"} <= set(t)
+    assert sorted(t["sign"]) == [-1, 1]
+    assert min(t["flux"]) >= 0
+    k = t["sign"].index(1)
+    pos = {c: t[c][k] for c in ("x", "y", "flux", "flux_err")}
+    assert abs(pos["x"] - 80.4) < 0.3 and abs(pos["y"] - 60.2) < 0.3
+    assert abs(pos["flux"] - 4000.0) < 3 * pos["flux_err"]
+    with fits.open(out / "diff.fits") as hdul:
+        assert hdul[0].data.shape == shape and "CTYPE1" in hdul[0].header
+        assert hdul[0].header["SCALEFACREF"] == result.meta["scalefacref"]
+    with fits.open(out / "diff_psf.fits") as hdul:
+        assert abs(hdul[0].data.sum() - 1.0) < 1e-5 and hdul[0].data.shape[0] % 2 == 1
+    assert result.meta["sci_psf_source"] == "frame" and result.meta["ref_psf_source"] == "estimated"
