@@ -292,11 +292,17 @@ def status(ctx: typer.Context,
 
 # --- jobs and stand-alone science ----------------------------------------------------------------
 @job_app.command("run")
-def job_run(spec_uri: str = typer.Argument(..., help="URI of the job spec (file://, s3://).")) -> None:
+def job_run(spec_uri: Optional[str] = typer.Argument(
+        None, help="URI of the job spec (file://, s3://). Omitted in an AWS Batch array child: "
+                   "taken from $RAPID_SPEC_INDEX at $AWS_BATCH_JOB_ARRAY_INDEX.")) -> None:
     """Run one job from its spec: write its products, then its manifest."""
+    from rapid.engines.awsbatch import spec_uri_from_environment
     from rapid.jobs.run import run_job
 
-    raise typer.Exit(run_job(spec_uri))
+    uri = spec_uri or spec_uri_from_environment()
+    if not uri:
+        raise UserError("give SPEC_URI or set RAPID_SPEC_INDEX (AWS Batch array jobs)")
+    raise typer.Exit(run_job(uri))
 
 
 @app.command()

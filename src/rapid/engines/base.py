@@ -66,11 +66,12 @@ def make_engine(settings: "Settings") -> Engine:
 
         return LocalEngine(settings.workpath / "engine", max_workers=settings.engine.max_workers)
     if kind == "dask":
-        from rapid.engines.dask import DaskEngine  # type: ignore[import-not-found]
+        from rapid.engines.dask import DaskEngine
 
-        return DaskEngine(settings.engine.dask_address, workdir=settings.workpath / "engine")
+        return DaskEngine(settings.engine.dask_address, workdir=settings.workpath / "engine",
+                          n_workers=settings.engine.max_workers)
     if kind == "awsbatch":
-        from rapid.engines.awsbatch import BatchEngine  # type: ignore[import-not-found]
+        from rapid.engines.awsbatch import BatchEngine
 
         return BatchEngine(settings.engine)
     raise ValueError(f"unknown engine kind {kind!r}")

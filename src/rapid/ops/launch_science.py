@@ -21,17 +21,19 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from rapid import __version__, exitcodes, store
+from rapid import __version__, exitcodes
 from rapid.db import operations as dbops
-from rapid.engines.base import Submission
 from rapid.ingest.filters import RAPID_FILTERS
 from rapid.jobs.spec import ImageInput, ReferenceInput, ScienceSpec, TileGrid
 from rapid.ops.context import OpsContext
 from rapid.ops.submit import submit_specs
 from rapid.ops.times import procdate_as_date
-from rapid.sky import tile, unit_vector
+from rapid.sky import fields_overlapping, tile, unit_vector
 
 PPID_SCIENCE = 15
+# The cone query over-selects (its reach is a circle around the tile); take this many candidates
+# per reference frame wanted before the exact footprint test.
+PRIOR_CANDIDATES_PER_FRAME = 4
 
 
 @dataclass
@@ -73,14 +75,27 @@ def _image_corners(row: Any) -> list[tuple[float, float]]:
 
 
 def prior_images(conn: sa.Connection, row: Any, *, max_frames: int) -> list[Any]:
-    """Prior best images of the same filter overlapping the tile of ``row``, nearest first."""
+    """Prior best images of the same filter overlapping the tile of ``row``, nearest first.
+
+    A cone query on image centres (tile radius plus image radius) finds the candidates cheaply;
+    the exact test of each candidate's footprint against the tile then drops those that only
+    come near it.
+    """
     t = tile(row.field)
     reach = _radius_deg(t.ra0, t.dec0, list(t.corners)) + _radius_deg(row.ra0, row.dec0,
                                                                        _image_corners(row))
     x0, y0, z0 = (float(v) for v in unit_vector(t.ra0, t.dec0))
-    return dbops.prior_l2files_for_tile(conn, fid=row.fid, before=row.dateobs, x0=x0, y0=y0,
+    near = dbops.prior_l2files_for_tile(conn, fid=row.fid, before=row.dateobs, x0=x0, y0=y0,
                                         z0=z0, min_dot=math.cos(math.radians(reach)),
-                                        limit=max_frames)
+                                        limit=PRIOR_CANDIDATES_PER_FRAME * max_frames)
+    overlapping = []
+    for prior in near:
+        corners = _image_corners(prior)
+        if row.field in fields_overlapping([c[0] for c in corners], [c[1] for c in corners]):
+            overlapping.append(prior)
+            if len(overlapping) == max_frames:
+                break
+    return overlapping
 
 
 def _reference_input(ref: Any) -> ReferenceInput:
