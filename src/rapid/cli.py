@@ -338,6 +338,10 @@ def demo(ctx: typer.Context,
              progress_console=err)
 
 
+# Verbs of other areas register themselves on ``app`` (each module imports it from here).
+from rapid import cli_ops, cli_science  # noqa: E402,F401
+
+
 def main() -> None:
     """Console entry point: user errors become one line on stderr and exit status 2."""
     from sqlalchemy.exc import OperationalError

@@ -1,0 +1,5 @@
+"""`rapid` verbs of the science area, registered on the main app."""
+
+from __future__ import annotations
+
+from rapid.cli import app, err, out, UserError, _settings, _ops  # noqa: F401
