@@ -115,7 +115,7 @@ def sky_field(ra: float = typer.Argument(..., help="Right ascension, degrees."),
 # --- ingest and simulate -------------------------------------------------------------------------
 @app.command()
 def ingest(ctx: typer.Context,
-           paths: list[Path] = typer.Argument(..., help="L2 FITS files or folders (searched "
+           paths: list[Path] = typer.Argument(..., help="L2 files (FITS or Roman ASDF) or folders (searched "
                                                         "recursively).")) -> None:
     """Register L2 images in the operations database (idempotent)."""
     from rapid.db.connect import open_database
@@ -288,6 +288,9 @@ def status(ctx: typer.Context,
     out.print(table)
     out.print(f"reference images {data['refimages']}, difference images {data['diffimages']}, "
               f"candidates {data['candidates']}")
+    from rapid.cli_ops import print_times
+
+    print_times(data)
 
 
 # --- jobs and stand-alone science ----------------------------------------------------------------

@@ -20,7 +20,9 @@ from rapid.db.records import Footprint, L2FileRecord
 from rapid.ingest.l2fits import L2Error, L2Header, read_l2_header
 from rapid.sky import field_of, hp6, hp9, tile
 
-L2_SUFFIXES = (".fits", ".fits.gz", ".fit", ".fts")
+FITS_SUFFIXES = (".fits", ".fits.gz", ".fit", ".fts")
+ASDF_SUFFIXES = (".asdf",)
+L2_SUFFIXES = FITS_SUFFIXES + ASDF_SUFFIXES
 
 
 @dataclass
@@ -52,6 +54,30 @@ def find_l2_files(paths: Iterable[str | os.PathLike]) -> Iterator[Path]:
             yield path
 
 
+def read_l2_file_header(path: Path) -> L2Header:
+    """The :class:`L2Header` of an L2 file: ``*.asdf`` as a Roman ImageModel, otherwise FITS.
+
+    Parameters
+    ----------
+    path : Path
+        The L2 file.
+
+    Returns
+    -------
+    L2Header
+
+    Raises
+    ------
+    L2Error
+        A file that cannot be ingested; the message names the problem.
+    """
+    if path.name.lower().endswith(ASDF_SUFFIXES):
+        from rapid.ingest.l2asdf import read_l2_asdf_header
+
+        return read_l2_asdf_header(path)
+    return read_l2_header(path)
+
+
 def _record(path: Path, hdr: L2Header, checksum: str, expid: int, fid: int, fld: int) -> L2FileRecord:
     meta = Footprint.from_corners(ra0=hdr.ra0, dec0=hdr.dec0, ra_corners=hdr.ra_corners,
                                   dec_corners=hdr.dec_corners, hp6=int(hp6(hdr.ra0, hdr.dec0)),
@@ -70,7 +96,7 @@ def ingest_file(engine: sa.Engine, path: Path) -> bool:
     """Register one L2 file; returns True when a row was added. Raises L2Error for a bad file."""
     if not path.is_file():
         raise L2Error("no such file")
-    hdr = read_l2_header(path)
+    hdr = read_l2_file_header(path)
     checksum = store.md5(str(path.resolve()))
     fld = int(field_of(hdr.ra0, hdr.dec0))
     t = tile(fld)
@@ -96,7 +122,7 @@ def ingest_paths(engine: sa.Engine, paths: Iterable[str | os.PathLike], *,
     engine : sqlalchemy.Engine
         The operations database.
     paths : iterable of path
-        Files and folders (searched recursively for ``*.fits``).
+        Files and folders (searched recursively for ``*.fits`` and Roman ``*.asdf``).
     on_file : callable, optional
         Called as ``on_file(path, outcome)`` with outcome ``added``, ``unchanged`` or an error text.
 

@@ -32,12 +32,12 @@ class InputError(RuntimeError):
 
 
 def _load_image(stack: ExitStack, item: ImageInput) -> Frame:
-    from rapid.io.fits_frame import read_fits_frame
+    from rapid.io.frame import read_frame
 
     try:
         path = stack.enter_context(store.local_copy(item.uri))
         psf = stack.enter_context(store.local_copy(item.psf_uri)) if item.psf_uri else None
-        frame = read_fits_frame(path, per_second=True, psf_path=psf)
+        frame = read_frame(path, per_second=True, psf_path=psf)
     except (OSError, ValueError) as exc:
         raise InputError(f"cannot read {item.uri}: {exc}") from exc
     frame.meta.setdefault("mjdobs", item.mjdobs)
