@@ -115,8 +115,8 @@ def sky_field(ra: float = typer.Argument(..., help="Right ascension, degrees."),
 # --- ingest and simulate -------------------------------------------------------------------------
 @app.command()
 def ingest(ctx: typer.Context,
-           paths: list[Path] = typer.Argument(..., help="L2 files (FITS or Roman ASDF) or folders (searched "
-                                                        "recursively).")) -> None:
+           paths: list[Path] = typer.Argument(
+               ..., help="L2 files (FITS or Roman ASDF) or folders (searched recursively).")) -> None:
     """Register L2 images in the operations database (idempotent)."""
     from rapid.db.connect import open_database
     from rapid.ingest.register import ingest_paths
