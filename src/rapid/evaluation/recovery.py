@@ -52,6 +52,45 @@ def match_positions(truth_xy: np.ndarray, cand_xy: np.ndarray, radius: float) ->
     return dist <= radius
 
 
+def match_one_to_one(truth_xy: np.ndarray, cand_xy: np.ndarray,
+                     radius: float) -> tuple[np.ndarray, np.ndarray]:
+    """Pair truth positions with candidates, each candidate used at most once.
+
+    Pairs closer than ``radius`` pixels are taken in order of increasing distance, so two
+    truth objects near one candidate do not both count it.
+
+    Parameters
+    ----------
+    truth_xy, cand_xy : ndarray
+        (n, 2) and (m, 2) pixel positions.
+    radius : float
+        Largest matching distance, pixels.
+
+    Returns
+    -------
+    index : ndarray
+        For each truth position, the index of its candidate, or -1.
+    distance : ndarray
+        The matching distance (NaN when unmatched).
+    """
+    truth_xy = np.asarray(truth_xy, dtype=float).reshape(-1, 2)
+    cand_xy = np.asarray(cand_xy, dtype=float).reshape(-1, 2)
+    if radius <= 0:
+        raise ValueError(f"radius must be positive, got {radius!r}")
+    index = np.full(len(truth_xy), -1, dtype=np.int64)
+    distance = np.full(len(truth_xy), np.nan)
+    if len(truth_xy) == 0 or len(cand_xy) == 0:
+        return index, distance
+    pairs = cKDTree(truth_xy).sparse_distance_matrix(cKDTree(cand_xy), radius,
+                                                       output_type="ndarray")
+    used = np.zeros(len(cand_xy), dtype=bool)
+    for i, j, d in sorted(pairs.tolist(), key=lambda p: p[2]):
+        i, j = int(i), int(j)
+        if index[i] < 0 and not used[j]:
+            index[i], distance[i], used[j] = j, d, True
+    return index, distance
+
+
 def transient_recovery(db, truth_path: str, *, procdate=None, radius: float = 2.0,  # noqa: ANN001
                        bright_snr: float = 10.0) -> Recovery:
     """Compare the registered candidate catalogs with the truth table of a simulated survey."""

@@ -28,17 +28,40 @@ def _extract(img, mask, threshold, minarea, nthresh, cont):
                            deblend_nthresh=nthresh, deblend_cont=cont, clean=False)
 
 
+def _brightest_near(img: np.ndarray, bad: np.ndarray, xp: np.ndarray, yp: np.ndarray, *,
+                    radius: int) -> tuple[np.ndarray, np.ndarray]:
+    """The good pixel of ``img`` with the highest value within ``radius`` of each (xp, yp)."""
+    ny, nx = img.shape
+    best = np.where(bad[yp, xp], -np.inf, img[yp, xp])
+    bx, by = xp.copy(), yp.copy()
+    for dy in range(-radius, radius + 1):
+        for dx in range(-radius, radius + 1):
+            y = np.clip(yp + dy, 0, ny - 1)
+            x = np.clip(xp + dx, 0, nx - 1)
+            v = np.where(bad[y, x], -np.inf, img[y, x])
+            better = v > best
+            best = np.where(better, v, best)
+            bx, by = np.where(better, x, bx), np.where(better, y, by)
+    return bx, by
+
+
 def detect_candidates(
     scorr: np.ndarray, D: np.ndarray, D_unc: np.ndarray | None = None, *,
     mask: np.ndarray | None = None, threshold: float = 5.0, minarea: int = 5,
     both_signs: bool = True, edge: int = 8, deblend_nthresh: int = 32,
-    deblend_cont: float = 0.005, centroid_sigma: float = 1.0,
+    deblend_cont: float = 0.005, centroid_sigma: float = 1.0, analysis_fraction: float = 0.5,
 ) -> Table:
-    """Find candidates as connected areas of Scorr beyond a threshold.
+    """Find candidates as connected areas of Scorr whose peak passes a threshold.
 
     Scorr is already a matched-filter S/N image, so no further smoothing is applied; the
     default 5-sigma threshold is the usual ZOGY choice (RAPID runs SExtractor at 2.5 sigma
     relative with minimum area 5, which on large images admits many noise peaks).
+
+    The threshold applies to the peak, and ``minarea`` to the area above
+    ``analysis_fraction * threshold`` (SExtractor's analysis threshold). Counting the area at
+    the detection threshold itself would reject real point sources whose peak S/N is below
+    about twice the threshold when the PSF is undersampled (Roman: a source with Scorr peak 8
+    has only 3-4 pixels above 5), and would make the completeness depend on the pixel scale.
 
     Parameters
     ----------
@@ -62,12 +85,17 @@ def detect_candidates(
         sep deblending parameters (32, 0.005).
     centroid_sigma : float, optional
         Gaussian window sigma in pixels of the centroid on D (1.0; about FWHM / 2.35 of Pd).
+    analysis_fraction : float, optional
+        Fraction of the threshold at which the connected area is measured (0.5); 1 counts the
+        area at the threshold.
 
     Returns
     -------
     astropy.table.Table
-        Columns x, y (zero-based, refined on D), xpeak, ypeak (Scorr peak pixel), scorr_peak
-        (Scorr value there, negative for fading), sign (+1 brightening, -1 fading), npix.
+        Columns x, y (zero-based, refined on D), xpeak, ypeak (the brightest pixel of D within
+        2 pixels of the Scorr peak, where the centroid starts), scorr_peak
+        (the Scorr peak of the object, negative for fading), sign (+1 brightening, -1
+        fading), npix.
     """
     scorr = np.asarray(scorr)
     if scorr.ndim != 2:
@@ -82,6 +110,8 @@ def detect_candidates(
         raise ValueError(f"threshold must be > 0, got {threshold}")
     if minarea < 1:
         raise ValueError(f"minarea must be >= 1, got {minarea}")
+    if not 0 < analysis_fraction <= 1:
+        raise ValueError(f"analysis_fraction must be within (0, 1], got {analysis_fraction}")
     bad = ~np.isfinite(scorr) | ~np.isfinite(D)
     if D_unc is not None:
         bad |= ~np.isfinite(D_unc)
@@ -92,17 +122,20 @@ def detect_candidates(
     d_arr = sep_ready(D, bad)
     tables = []
     for sign in (1, -1) if both_signs else (1,):
-        objs = _extract(sc if sign > 0 else -sc, bad, threshold, minarea, deblend_nthresh,
-                        deblend_cont)
+        objs = _extract(sc if sign > 0 else -sc, bad, threshold * analysis_fraction, minarea,
+                        deblend_nthresh, deblend_cont)
         if len(objs) == 0:
             continue
         xp, yp = objs["xpeak"].astype(int), objs["ypeak"].astype(int)
-        keep = (xp >= edge) & (xp < nx - edge) & (yp >= edge) & (yp < ny - edge)
+        keep = (objs["peak"] >= threshold) & (xp >= edge) & (xp < nx - edge) & (yp >= edge) & (yp < ny - edge)
         keep &= ~bad[yp.clip(0, ny - 1), xp.clip(0, nx - 1)]
         objs, xp, yp = objs[keep], xp[keep], yp[keep]
         if len(objs) == 0:
             continue
-        # windowed centroid on sign * D, started at the Scorr peak
+        # Start the centroid at the brightest pixel of sign * D near the Scorr peak: where the
+        # Scorr variance holds terms that grow with the source (registration, PSF-model noise),
+        # a bright source's Scorr is flat-topped and its peak pixel may sit on the flank.
+        xp, yp = _brightest_near(sign * d_arr, bad, xp, yp, radius=2)
         sig = np.full(len(objs), float(centroid_sigma))
         wx, wy, wflag = sep.winpos(sign * d_arr, xp.astype(float), yp.astype(float), sig,
                                    mask=bad)

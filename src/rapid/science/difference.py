@@ -269,6 +269,7 @@ def difference_images(sci: Frame, ref: Frame, *,
         sx, sy = (gm.dx_rms, gm.dy_rms) if zc.astrometric_noise else (0.0, 0.0)
         zr = zogy(N, R, psf_n, psf_r, sigma_n=sigma_n, sigma_r=sigma_r, Fn=1.0,
                   Fr=1.0 / gm.flux_ratio, var_n=var_n, var_r=var_r, sigma_x=sx, sigma_y=sy,
+                  flux_noise=zc.flux_noise,
                   pd_size=zc.pd_size, device=zc.device, workers=zc.workers)
         del N, R
         scale = zr.flux_scale()

@@ -89,13 +89,13 @@ def _aper_name(r: float) -> str:
 
 
 def _shape_measures(img: np.ndarray, bad: np.ndarray, x: float, y: float, peak_model: float,
-                    half: int = 3):
-    """Moments-based FWHM, elongation and roundness; DAOFIND-like sharpness."""
+                    half: int = 3, sign: int = 1):
+    """Moments-based FWHM, elongation and roundness; DAOFIND-like sharpness, of sign * img."""
     ny, nx = img.shape
     ix, iy = int(round(x)), int(round(y))
     y0, y1 = max(0, iy - half), min(ny, iy + half + 1)
     x0, x1 = max(0, ix - half), min(nx, ix + half + 1)
-    cut = np.where(bad[y0:y1, x0:x1], 0.0, img[y0:y1, x0:x1])
+    cut = np.where(bad[y0:y1, x0:x1], 0.0, sign * img[y0:y1, x0:x1])
     w = np.clip(cut, 0.0, None)
     tot = w.sum()
     nan4 = (np.nan,) * 4
@@ -249,17 +249,15 @@ def measure_candidates(
         name = _aper_name(r)
         af = np.full(n, np.nan)
         ae = np.full(n, np.nan)
-        for s in (1, -1):
-            sel = np.flatnonzero(sign == s)
-            if sel.size:
-                ap = CircularAperture(pos[sel], r=r)
-                t = aperture_photometry(s * Dz, ap, error=err, mask=bad)
-                af[sel] = np.asarray(t["aperture_sum"], dtype=float)
-                ae[sel] = np.asarray(t["aperture_sum_err"], dtype=float)
+        if n:
+            # sums are linear: measure D once and turn fading candidates' sums by their sign
+            t = aperture_photometry(Dz, CircularAperture(pos, r=r), error=err, mask=bad)
+            af = sign * np.asarray(t["aperture_sum"], dtype=float)
+            ae = np.asarray(t["aperture_sum_err"], dtype=float)
         out[f"aper_flux_r{name}"] = af
         out[f"aper_fluxerr_r{name}"] = ae
-    shapes = np.array([_shape_measures(sign[k] * Dz, bad, x[k], y[k],
-                                       cols["flux"][k] * psf.max()) for k in range(n)]
+    shapes = np.array([_shape_measures(Dz, bad, x[k], y[k], cols["flux"][k] * psf.max(),
+                                       sign=int(sign[k])) for k in range(n)]
                       ).reshape(n, 4)
     out["fwhm"], out["elongation"] = shapes[:, 0], shapes[:, 1]
     out["sharpness"], out["roundness"] = shapes[:, 2], shapes[:, 3]

@@ -10,7 +10,7 @@ The uncertainty map is 1/sqrt(sum of inverse-variance weights) of the frames' ow
 uncertainty of sums over a few pixels (apertures, PSF fits) divided per pixel. Resampling
 correlates neighbouring pixels, so the rms measured pixel by pixel is lower, by a factor 0.75..1
 (0.88 on average over sub-pixel phases, see
-:func:`rapid.science.resample.interpolation_variance_factor`).
+:func:`rapid.science.psf_transform.interpolation_variance_factor`).
 
 Memory stays flat: the output is built in blocks of ``block_rows`` rows, and each frame is
 resampled only over the tiles of the block it covers (see :mod:`rapid.science.coadd`), so at most
@@ -31,7 +31,7 @@ from astropy.wcs import WCS
 from rapid.science.coadd import FramePlan, combine_stack, plan_frame, resample_tile, shifted_wcs
 from rapid.science.image import Frame
 from rapid.science.refqa import extract_sources, fwhm_stats, image_stats, source_table
-from rapid.science.resample import local_jacobian, transform_psf
+from rapid.science.psf_transform import local_jacobian, transform_psf
 
 __all__ = ["ReferenceImage", "tile_grid_wcs", "build_reference", "reference_catalog"]
 

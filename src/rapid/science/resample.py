@@ -13,14 +13,25 @@ Work is done in row blocks so that memory stays close to the size of the float32
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 import numpy as np
 from astropy.wcs import WCS
 from scipy import ndimage
 from scipy.interpolate import BSpline, RectBivariateSpline
 
+from rapid.science.badpixels import (
+    _bad_footprint_map,
+    _check_order,
+    _touches_bad,
+    fill_bad_pixels,
+    footprint_touches,
+)
 from rapid.science.image import Frame
+from rapid.science.psf_transform import (
+    _check_wcs,
+    interpolation_variance_factor,
+    local_jacobian,
+    transform_psf,
+)
 
 __all__ = [
     "CoarsePixelMap",
@@ -39,15 +50,6 @@ __all__ = [
 _BLOCK_ROWS = 256
 # A source position may lie this far outside [0, n-1] and still count as inside (spline noise).
 _EDGE_TOL = 1e-3
-# Bilinear weight of bad pixels above which a destination pixel is flagged.
-_BAD_THRESHOLD = 1e-3
-
-
-def _check_wcs(wcs: WCS, name: str) -> None:
-    if not isinstance(wcs, WCS):
-        raise ValueError(f"{name} must be an astropy.wcs.WCS, got {type(wcs).__name__}")
-    if wcs.naxis != 2:
-        raise ValueError(f"{name} must be a 2-axis celestial WCS, got naxis={wcs.naxis}")
 
 
 def _check_shape(shape, name: str) -> tuple[int, int]:
@@ -106,6 +108,9 @@ class CoarsePixelMap:
             xs[bad] = -1e6
             ys[bad] = -1e6
         self._bad_coarse = ndimage.binary_dilation(bad, iterations=2) if bad.any() else None
+        #: (ymin, ymax, xmin, xmax) of the source positions at the exact coarse points
+        self.src_range = (float(ys[~bad].min()), float(ys[~bad].max()),
+                          float(xs[~bad].min()), float(xs[~bad].max()))
         ky = min(3, len(self._yc) - 1)
         kx = min(3, len(self._xc) - 1)
         if ky == 0 or kx == 0:
@@ -191,102 +196,6 @@ def pixel_map(src_wcs: WCS, dst_wcs: WCS, dst_shape, *, step: int = 32):
     return cmap.block(0, cmap.shape[0])
 
 
-def fill_bad_pixels(data: np.ndarray, bad: np.ndarray, *, size: int = 5) -> np.ndarray:
-    """A copy of ``data`` with bad pixels replaced by the mean of their good neighbours.
-
-    Used before spline interpolation so that a NaN or masked pixel cannot ring into its
-    surroundings; pixels with no good neighbour within ``size`` take the median of all good pixels.
-
-    Parameters
-    ----------
-    data : ndarray
-        2-D image.
-    bad : ndarray
-        Boolean map, True where ``data`` must not be used.
-    size : int, optional
-        Box size of the neighbourhood mean (default 5).
-
-    Returns
-    -------
-    ndarray
-        float64 image with no bad pixel left.
-    """
-    out = np.array(data, dtype=np.float64)
-    bad = np.asarray(bad, dtype=bool)
-    if bad.shape != out.shape:
-        raise ValueError(f"bad has shape {bad.shape}, data has {out.shape}")
-    if not bad.any():
-        return out
-    good = ~bad
-    if not good.any():
-        out[...] = 0.0
-        return out
-    # Gather the size x size neighbourhood of each bad pixel only: bad pixels are usually sparse,
-    # and this costs O(n_bad * size**2) instead of filtering the whole image.
-    by, bx = np.nonzero(bad)
-    ny, nx = out.shape
-    half = size // 2
-    num = np.zeros(len(by))
-    den = np.zeros(len(by))
-    for dy in range(-half, half + 1):
-        yy = np.clip(by + dy, 0, ny - 1)
-        for dx in range(-half, half + 1):
-            xx = np.clip(bx + dx, 0, nx - 1)
-            g = good[yy, xx]
-            num += np.where(g, out[yy, xx], 0.0)
-            den += g
-    with np.errstate(invalid="ignore", divide="ignore"):
-        local = num / den
-    if (den == 0).any():
-        local[den == 0] = float(np.median(out[good]))
-    out[by, bx] = local
-    return out
-
-
-@lru_cache(maxsize=8)
-def _variance_table(order: int) -> tuple[np.ndarray, np.ndarray]:
-    """Sum of squared 1-D interpolation weights as a function of the fractional offset."""
-    t = np.linspace(0.0, 1.0, 101)
-    impulse = np.zeros(81)
-    impulse[40] = 1.0
-    m = np.arange(-30, 31)
-    pos = 40.0 + t[:, None] + m[None, :]
-    h = ndimage.map_coordinates(impulse, [pos.ravel()], order=order, mode="mirror")
-    v = (h.reshape(pos.shape) ** 2).sum(axis=1)
-    return t, v
-
-
-def interpolation_variance_factor(ysrc: np.ndarray, xsrc: np.ndarray, *, order: int = 3):
-    """Factor by which interpolation scales the variance of white noise at each position.
-
-    Interpolating uncorrelated noise at a fractional offset averages neighbouring pixels and
-    lowers the per-pixel variance (by up to ~45% for cubic splines at half-pixel offsets); the
-    noise becomes correlated instead, so sums over many pixels keep their variance.
-
-    Parameters
-    ----------
-    ysrc, xsrc : ndarray
-        Source coordinates as from :func:`pixel_map`.
-    order : int, optional
-        Spline order of the interpolation (default 3).
-
-    Returns
-    -------
-    ndarray
-        float32 factor in (0, 1], same shape as ``ysrc``.
-    """
-    t, v = _variance_table(int(order))
-    fy = np.nan_to_num(ysrc - np.floor(ysrc))
-    fx = np.nan_to_num(xsrc - np.floor(xsrc))
-    return (np.interp(fy, t, v) * np.interp(fx, t, v)).astype(np.float32)
-
-
-def _check_order(order: int) -> int:
-    if order not in (0, 1, 3, 5):
-        raise ValueError(f"order must be 0, 1, 3 or 5, got {order}")
-    return int(order)
-
-
 def resample(
     data: np.ndarray,
     src_wcs: WCS,
@@ -332,64 +241,21 @@ def resample(
     return out
 
 
-def _bad_footprint_map(bad: np.ndarray, order: int) -> np.ndarray:
-    """Bad map grown so that its bilinear footprint equals the footprint of ``order``."""
-    if order >= 3:
-        # A cubic footprint reaches one pixel further than the bilinear one on each side.
-        grow = (order + 1) // 2 - 1
-        bad = ndimage.binary_dilation(bad, iterations=grow)
-    return bad
+def _source_window(src_range, shape, margin: int = 20) -> tuple[int, int, int, int]:
+    """Source rows and columns (y0, y1, x0, x1) holding every position of a mapping.
 
-
-def _touches_bad(badmap: np.ndarray, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
-    """True where the bilinear footprint at (ys, xs) gives a bad pixel weight > threshold.
-
-    Equivalent to interpolating the bad map bilinearly and thresholding, with four integer
-    gathers instead of a float interpolation.
+    ``margin`` covers the cubic prefilter's reach (its influence decays by 0.27 per pixel, so
+    16 pixels leave < 1e-9) plus the interpolated map's excursion between coarse points.
     """
-    ny, nx = badmap.shape
-    fy0 = np.floor(ys)
-    fx0 = np.floor(xs)
-    wy = ys - fy0
-    wx = xs - fx0
-    iy0 = np.clip(fy0.astype(np.intp), 0, ny - 1)
-    ix0 = np.clip(fx0.astype(np.intp), 0, nx - 1)
-    iy1 = np.minimum(iy0 + 1, ny - 1)
-    ix1 = np.minimum(ix0 + 1, nx - 1)
-    use_y1 = wy > _BAD_THRESHOLD
-    use_x1 = wx > _BAD_THRESHOLD
-    use_y0 = wy < 1 - _BAD_THRESHOLD
-    use_x0 = wx < 1 - _BAD_THRESHOLD
-    hit = badmap[iy0, ix0] & use_y0 & use_x0
-    hit |= badmap[iy0, ix1] & use_y0 & use_x1
-    hit |= badmap[iy1, ix0] & use_y1 & use_x0
-    hit |= badmap[iy1, ix1] & use_y1 & use_x1
-    return hit
-
-
-def footprint_touches(bad: np.ndarray, ysrc: np.ndarray, xsrc: np.ndarray, *,
-                      order: int = 3) -> np.ndarray:
-    """True where the interpolation footprint at (ysrc, xsrc) touches a bad source pixel.
-
-    The footprint is 2x2 for ``order`` <= 1 and 4x4 for cubic splines; a pixel whose weight in
-    the bilinear footprint is below 1e-3 (a position almost exactly on a pixel) does not count.
-
-    Parameters
-    ----------
-    bad : ndarray
-        Boolean map of bad source pixels.
-    ysrc, xsrc : ndarray
-        Source coordinates of the destination pixels, inside the source image.
-    order : int, optional
-        Spline order of the interpolation (default 3).
-
-    Returns
-    -------
-    ndarray
-        Boolean map of the shape of ``ysrc``.
-    """
-    order = _check_order(order)
-    return _touches_bad(_bad_footprint_map(np.asarray(bad, dtype=bool), order), ysrc, xsrc)
+    sy, sx = shape
+    ymin, ymax, xmin, xmax = src_range
+    y0 = int(np.clip(np.floor(ymin) - margin, 0, sy))
+    y1 = int(np.clip(np.ceil(ymax) + margin + 1, 0, sy))
+    x0 = int(np.clip(np.floor(xmin) - margin, 0, sx))
+    x1 = int(np.clip(np.ceil(xmax) + margin + 1, 0, sx))
+    if y1 - y0 < 2 or x1 - x0 < 2:  # the mapping misses the source: keep a valid array
+        return 0, sy, 0, sx
+    return y0, y1, x0, x1
 
 
 def _resample_with_bad(data, src_wcs, dst_wcs, dst_shape, *, order, step, fill, mask, unc):
@@ -402,17 +268,22 @@ def _resample_with_bad(data, src_wcs, dst_wcs, dst_shape, *, order, step, fill, 
     cmap = CoarsePixelMap(src_wcs, dst_wcs, dst_shape, step=step)
     ny, nx = cmap.shape
     sy, sx = data.shape
-
+    # Only the source window the destination needs is cleaned, prefiltered and interpolated
+    # (a reference tile is often several times larger than the science image).
+    wy0, wy1, wx0, wx1 = _source_window(cmap.src_range, (sy, sx))
+    data = data[wy0:wy1, wx0:wx1]
     bad = ~np.isfinite(data)
     if mask is not None:
-        bad |= np.asarray(mask, dtype=bool)
+        bad |= np.asarray(mask, dtype=bool)[wy0:wy1, wx0:wx1]
     clean = fill_bad_pixels(data, bad)
-    coeffs = ndimage.spline_filter(clean, order=order, mode="mirror") if order > 1 else clean
+    coeffs = (ndimage.spline_filter(clean, order=order, mode="mirror", output=np.float32)
+              if order > 1 else clean.astype(np.float32))
     del clean
     badmap = _bad_footprint_map(bad, order) if bad.any() else None
     unc_clean = None
     if unc is not None:
-        unc_clean = fill_bad_pixels(unc, bad | ~np.isfinite(unc))
+        unc = np.asarray(unc)[wy0:wy1, wx0:wx1]
+        unc_clean = fill_bad_pixels(unc, bad | ~np.isfinite(unc)).astype(np.float32)
 
     out = np.empty((ny, nx), dtype=np.float32)
     out_bad = np.zeros((ny, nx), dtype=bool)
@@ -423,11 +294,11 @@ def _resample_with_bad(data, src_wcs, dst_wcs, dst_shape, *, order, step, fill, 
         with np.errstate(invalid="ignore"):
             outside = ~((ys >= -_EDGE_TOL) & (ys <= sy - 1 + _EDGE_TOL)
                         & (xs >= -_EDGE_TOL) & (xs <= sx - 1 + _EDGE_TOL))
-        ys = np.where(outside, 0.0, ys)
-        xs = np.where(outside, 0.0, xs)
+        ys = np.where(outside, 0.0, ys - wy0)
+        xs = np.where(outside, 0.0, xs - wx0)
         coords = np.stack([ys, xs])
         out[y0:y1] = ndimage.map_coordinates(coeffs, coords, order=order, mode="mirror",
-                                             prefilter=False)
+                                             prefilter=False, output=np.float32)
         if badmap is not None:
             outside |= _touches_bad(badmap, ys, xs)
         if out_unc is not None:
@@ -439,90 +310,6 @@ def _resample_with_bad(data, src_wcs, dst_wcs, dst_shape, *, order, step, fill, 
         out_unc[out_bad] = np.nan
         return out, (out_bad, out_unc)
     return out, (out_bad, None)
-
-
-def local_jacobian(src_wcs: WCS, dst_wcs: WCS, src_pos, *, delta: float = 1.0) -> np.ndarray:
-    """Jacobian d(dst pixel)/d(src pixel) at a source position, in (y, x) order.
-
-    Parameters
-    ----------
-    src_wcs, dst_wcs : astropy.wcs.WCS
-        WCS of the two grids.
-    src_pos : (float, float)
-        Zero-based (y, x) source pixel position.
-    delta : float, optional
-        Half-width of the central finite difference in source pixels (default 1).
-
-    Returns
-    -------
-    ndarray
-        2x2 matrix ``J`` with ``J[i, j] = d dst_i / d src_j``, axes ordered (y, x).
-    """
-    _check_wcs(src_wcs, "src_wcs")
-    _check_wcs(dst_wcs, "dst_wcs")
-    y, x = (float(v) for v in src_pos)
-    px = np.array([x + delta, x - delta, x, x])
-    py = np.array([y, y, y + delta, y - delta])
-    ra, dec = src_wcs.all_pix2world(px, py, 0)
-    dx, dy = dst_wcs.all_world2pix(ra, dec, 0, tolerance=1e-8, maxiter=50, quiet=True)
-    jac = np.empty((2, 2))
-    jac[0, 1] = (dy[0] - dy[1]) / (2 * delta)
-    jac[1, 1] = (dx[0] - dx[1]) / (2 * delta)
-    jac[0, 0] = (dy[2] - dy[3]) / (2 * delta)
-    jac[1, 0] = (dx[2] - dx[3]) / (2 * delta)
-    return jac
-
-
-def transform_psf(psf: np.ndarray, jacobian: np.ndarray) -> np.ndarray:
-    """The PSF stamp as seen on a grid related to its own by ``jacobian`` (d dst / d src).
-
-    Exact for rotations by multiples of 90 degrees and flips (array reordering); otherwise the
-    stamp is resampled with a cubic spline about its central pixel. The sum is preserved.
-
-    Parameters
-    ----------
-    psf : ndarray
-        Odd-sized 2-D PSF stamp centred on its central pixel.
-    jacobian : ndarray
-        2x2 matrix d(dst)/d(src) in (y, x) order, e.g. from :func:`local_jacobian`.
-
-    Returns
-    -------
-    ndarray
-        float32 stamp of the same shape, same sum.
-    """
-    psf = np.asarray(psf, dtype=np.float64)
-    if psf.ndim != 2 or psf.shape[0] % 2 == 0 or psf.shape[1] % 2 == 0:
-        raise ValueError(f"psf must be a 2-D odd-sized stamp, got shape {psf.shape}")
-    jac = np.asarray(jacobian, dtype=np.float64)
-    if jac.shape != (2, 2) or not np.all(np.isfinite(jac)) or abs(np.linalg.det(jac)) < 1e-12:
-        raise ValueError(f"jacobian must be an invertible 2x2 matrix, got {jacobian!r}")
-    total = psf.sum()
-    rounded = np.round(jac)
-    if np.allclose(jac, rounded, atol=1e-4) and abs(abs(np.linalg.det(rounded)) - 1) < 1e-9:
-        # Axis permutation and/or flips: reorder pixels exactly.
-        out = psf.T if rounded[0, 0] == 0 else psf
-        # After a possible transpose the matrix is diagonal with entries +-1.
-        diag = rounded if rounded[0, 0] != 0 else rounded[:, ::-1]
-        if diag[0, 0] < 0:
-            out = out[::-1, :]
-        if diag[1, 1] < 0:
-            out = out[:, ::-1]
-        if out.shape == psf.shape:
-            return np.ascontiguousarray(out, dtype=np.float32)
-    # Sample the source stamp at A v for every destination offset v, A = d src / d dst.
-    a = np.linalg.inv(jac)
-    cy, cx = (psf.shape[0] - 1) / 2, (psf.shape[1] - 1) / 2
-    vy, vx = np.mgrid[0:psf.shape[0], 0:psf.shape[1]].astype(np.float64)
-    vy -= cy
-    vx -= cx
-    sy = cy + a[0, 0] * vy + a[0, 1] * vx
-    sx = cx + a[1, 0] * vy + a[1, 1] * vx
-    out = ndimage.map_coordinates(psf, [sy, sx], order=3, mode="constant", cval=0.0)
-    s = out.sum()
-    if s != 0 and total != 0:
-        out *= total / s
-    return out.astype(np.float32)
 
 
 def resample_frame(frame: Frame, dst_wcs: WCS, dst_shape, *, order: int = 3,

@@ -108,7 +108,8 @@ def zogy(
     N: np.ndarray, R: np.ndarray, Pn: np.ndarray, Pr: np.ndarray, *,
     sigma_n: float | np.ndarray, sigma_r: float | np.ndarray, Fn: float = 1.0, Fr: float = 1.0,
     var_n: np.ndarray | None = None, var_r: np.ndarray | None = None,
-    sigma_x: float = 0.0, sigma_y: float = 0.0, pd_size: int = 25, kernel_size: int = 31,
+    sigma_x: float = 0.0, sigma_y: float = 0.0, flux_noise: float = 0.0, pd_size: int = 25,
+    kernel_size: int = 31,
     device: str = "cpu", workers: int | None = None,
 ) -> ZogyResult:
     """Proper image subtraction of R from N.
@@ -130,6 +131,13 @@ def zogy(
         uniform sigma_n**2, sigma_r**2.
     sigma_x, sigma_y : float, optional
         Registration noise in pixels (0); adds the paper's V_ast to Scorr's variance.
+    flux_noise : float, optional
+        Fractional mismatch of the two images' PSF models (0): adds
+        ``flux_noise**2 min(S_n**2, S_r**2)`` to Scorr's variance, where S_n and S_r are the
+        matched-filter images of N and R alone, so that only sources present in both images
+        count. Like V_ast it weighs the residuals of bright static sources against their
+        expected size, here for PSF-model errors that a shift does not describe (e.g. PSF
+        models rotated on undersampled grids); a transient on empty sky keeps its Scorr.
     pd_size : int, optional
         Side of the returned Pd stamp, odd (25).
     kernel_size : int, optional
@@ -156,6 +164,8 @@ def zogy(
         raise ValueError(f"Fn and Fr must be > 0, got {Fn}, {Fr}")
     if sigma_x < 0 or sigma_y < 0:
         raise ValueError(f"sigma_x, sigma_y must be >= 0, got {sigma_x}, {sigma_y}")
+    if not (np.isfinite(flux_noise) and flux_noise >= 0):
+        raise ValueError(f"flux_noise must be >= 0, got {flux_noise}")
     sn = _scalar_sigma(sigma_n, "sigma_n")
     sr = _scalar_sigma(sigma_r, "sigma_r")
     xp, rfft2, irfft2, to_host = _backend(device, workers)
@@ -194,29 +204,36 @@ def zogy(
     Vn_hat = rfft2(padded(var_n, sn**2))
     Vr_hat = rfft2(padded(var_r, sr**2))
 
-    def var_through(kernel_hat, V_hat):
-        k = irfft2(kernel_hat, shape)
-        return irfft2(rfft2((k * k).astype(xp.float32)) * V_hat, shape)
-
-    def stamp(kernel_hat, size):
-        full = np.fft.fftshift(to_host(irfft2(kernel_hat, shape)))
-        cy, cx = shape[0] // 2, shape[1] // 2
-        h = min(size // 2, cy - 1, cx - 1)
-        return full[cy - h:cy + h + 1, cx - h:cx + h + 1].astype(np.float64)
-
-    D_var = crop(var_through(dn_hat, Vn_hat) + var_through(dr_hat, Vr_hat))
     if kernel_size < 3 or kernel_size % 2 == 0:
         raise ValueError(f"kernel_size must be odd and >= 3, got {kernel_size}")
-    kernel_n, kernel_r = stamp(dn_hat, kernel_size), stamp(dr_hat, kernel_size)
+    stamps: dict[str, np.ndarray] = {}
+
+    def stamp(full, size):
+        """The central size x size part of a kernel whose origin is pixel (0, 0)."""
+        h = min(size // 2, shape[0] // 2 - 1, shape[1] // 2 - 1)
+        rows = xp.asarray(np.arange(-h, h + 1) % shape[0])
+        cols = xp.asarray(np.arange(-h, h + 1) % shape[1])
+        return np.asarray(to_host(full[rows][:, cols]), dtype=np.float64)
+
+    def squared_hat(kernel_hat, name=None):
+        k = irfft2(kernel_hat, shape)
+        if name:  # the D kernels' stamps come from the same inverse transform
+            stamps[name] = stamp(k, kernel_size)
+        return rfft2((k * k).astype(xp.float32))
+
+    def var_through(kernel_a, V_a, kernel_b, V_b, names=(None, None)):
+        """Variance of a * N - b * R: both kernels squared, one inverse transform."""
+        return irfft2(squared_hat(kernel_a, names[0]) * V_a
+                      + squared_hat(kernel_b, names[1]) * V_b, shape)
+
+    D_var = crop(var_through(dn_hat, Vn_hat, dr_hat, Vr_hat, names=("n", "r")))
+    kernel_n, kernel_r = stamps["n"], stamps["r"]
     del dn_hat, dr_hat
 
     # Pd stamp
     Pd_hat = Fr * Fn * Pr_hat * Pn_hat / (Fd * sqrt_den)
-    Pd_full = np.fft.fftshift(to_host(irfft2(Pd_hat.astype(xp.complex64), shape)))
-    cy, cx = shape[0] // 2, shape[1] // 2
-    h = min(pd_size // 2, cy - 1, cx - 1)
-    Pd = normalise_psf(Pd_full[cy - h:cy + h + 1, cx - h:cx + h + 1].astype(np.float64))
-    del Pd_hat, Pd_full
+    Pd = normalise_psf(stamp(irfft2(Pd_hat.astype(xp.complex64), shape), pd_size))
+    del Pd_hat
 
     # S and Scorr
     kn_hat = (Fn * Fr**2 * xp.conj(Pn_hat) * absPr2 / den).astype(xp.complex64)
@@ -224,8 +241,17 @@ def zogy(
     Sn_hat = kn_hat * N_hat
     Sr_hat = kr_hat * R_hat
     del N_hat, R_hat
-    S_dev = irfft2(Sn_hat - Sr_hat, shape)
-    V = var_through(kn_hat, Vn_hat) + var_through(kr_hat, Vr_hat)
+    V = var_through(kn_hat, Vn_hat, kr_hat, Vr_hat)
+    if flux_noise > 0:
+        Sn_dev = irfft2(Sn_hat, shape)
+        Sr_dev = irfft2(Sr_hat, shape)
+        S_dev = Sn_dev - Sr_dev
+        # the part common to both images: a static source counts, a transient (in N only) or
+        # a source that has faded away (in R only) does not
+        V = V + np.float32(flux_noise**2) * xp.minimum(Sn_dev * Sn_dev, Sr_dev * Sr_dev)
+        del Sn_dev, Sr_dev
+    else:
+        S_dev = irfft2(Sn_hat - Sr_hat, shape)
     del kn_hat, kr_hat, Vn_hat, Vr_hat
     if sigma_x > 0 or sigma_y > 0:
         fy = xp.asarray(np.fft.fftfreq(shape[0]).astype(np.float32))[:, None]

@@ -1,0 +1,145 @@
+"""Bad pixels under interpolation: filling them, and finding the pixels their footprint reaches.
+
+Used by :mod:`rapid.science.resample` and :mod:`rapid.science.coadd` so that a NaN, masked or
+saturated source pixel neither rings into its neighbours nor goes unflagged in the output.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+
+__all__ = ["fill_bad_pixels", "footprint_touches"]
+
+# Bilinear weight of bad pixels above which a destination pixel is flagged.
+_BAD_THRESHOLD = 1e-3
+
+
+def fill_bad_pixels(data: np.ndarray, bad: np.ndarray, *, size: int = 5) -> np.ndarray:
+    """A copy of ``data`` with bad pixels replaced by the mean of their good neighbours.
+
+    Used before spline interpolation so that a NaN or masked pixel cannot ring into its
+    surroundings; pixels with no good neighbour within ``size`` take the median of all good pixels.
+
+    Parameters
+    ----------
+    data : ndarray
+        2-D image.
+    bad : ndarray
+        Boolean map, True where ``data`` must not be used.
+    size : int, optional
+        Box size of the neighbourhood mean (default 5).
+
+    Returns
+    -------
+    ndarray
+        float64 image with no bad pixel left.
+    """
+    out = np.array(data, dtype=np.float64)
+    bad = np.asarray(bad, dtype=bool)
+    if bad.shape != out.shape:
+        raise ValueError(f"bad has shape {bad.shape}, data has {out.shape}")
+    if not bad.any():
+        return out
+    good = ~bad
+    if not good.any():
+        out[...] = 0.0
+        return out
+    if bad.mean() > 0.01:
+        # Many bad pixels (e.g. the empty corners of a reference tile): two box filters over
+        # the whole image cost less than gathering each bad pixel's neighbourhood.
+        num = ndimage.uniform_filter(np.where(good, out, 0.0), size, mode="nearest")
+        den = ndimage.uniform_filter(good.astype(np.float64), size, mode="nearest")
+        with np.errstate(invalid="ignore", divide="ignore"):
+            local = num[bad] / den[bad]
+        empty = ~(den[bad] > 0.5 / size**2)
+        if empty.any():
+            local[empty] = float(np.median(out[good]))
+        out[bad] = local
+        return out
+    # Gather the size x size neighbourhood of each bad pixel only: bad pixels are usually sparse,
+    # and this costs O(n_bad * size**2) instead of filtering the whole image.
+    by, bx = np.nonzero(bad)
+    ny, nx = out.shape
+    half = size // 2
+    num = np.zeros(len(by))
+    den = np.zeros(len(by))
+    for dy in range(-half, half + 1):
+        yy = np.clip(by + dy, 0, ny - 1)
+        for dx in range(-half, half + 1):
+            xx = np.clip(bx + dx, 0, nx - 1)
+            g = good[yy, xx]
+            num += np.where(g, out[yy, xx], 0.0)
+            den += g
+    with np.errstate(invalid="ignore", divide="ignore"):
+        local = num / den
+    if (den == 0).any():
+        local[den == 0] = float(np.median(out[good]))
+    out[by, bx] = local
+    return out
+
+
+def _check_order(order: int) -> int:
+    if order not in (0, 1, 3, 5):
+        raise ValueError(f"order must be 0, 1, 3 or 5, got {order}")
+    return int(order)
+
+
+def _bad_footprint_map(bad: np.ndarray, order: int) -> np.ndarray:
+    """Bad map grown so that its bilinear footprint equals the footprint of ``order``."""
+    if order >= 3:
+        # A cubic footprint reaches one pixel further than the bilinear one on each side.
+        grow = (order + 1) // 2 - 1
+        bad = ndimage.binary_dilation(bad, iterations=grow)
+    return bad
+
+
+def _touches_bad(badmap: np.ndarray, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
+    """True where the bilinear footprint at (ys, xs) gives a bad pixel weight > threshold.
+
+    Equivalent to interpolating the bad map bilinearly and thresholding, with four integer
+    gathers instead of a float interpolation.
+    """
+    ny, nx = badmap.shape
+    fy0 = np.floor(ys)
+    fx0 = np.floor(xs)
+    wy = ys - fy0
+    wx = xs - fx0
+    iy0 = np.clip(fy0.astype(np.intp), 0, ny - 1)
+    ix0 = np.clip(fx0.astype(np.intp), 0, nx - 1)
+    iy1 = np.minimum(iy0 + 1, ny - 1)
+    ix1 = np.minimum(ix0 + 1, nx - 1)
+    use_y1 = wy > _BAD_THRESHOLD
+    use_x1 = wx > _BAD_THRESHOLD
+    use_y0 = wy < 1 - _BAD_THRESHOLD
+    use_x0 = wx < 1 - _BAD_THRESHOLD
+    hit = badmap[iy0, ix0] & use_y0 & use_x0
+    hit |= badmap[iy0, ix1] & use_y0 & use_x1
+    hit |= badmap[iy1, ix0] & use_y1 & use_x0
+    hit |= badmap[iy1, ix1] & use_y1 & use_x1
+    return hit
+
+
+def footprint_touches(bad: np.ndarray, ysrc: np.ndarray, xsrc: np.ndarray, *,
+                      order: int = 3) -> np.ndarray:
+    """True where the interpolation footprint at (ysrc, xsrc) touches a bad source pixel.
+
+    The footprint is 2x2 for ``order`` <= 1 and 4x4 for cubic splines; a pixel whose weight in
+    the bilinear footprint is below 1e-3 (a position almost exactly on a pixel) does not count.
+
+    Parameters
+    ----------
+    bad : ndarray
+        Boolean map of bad source pixels.
+    ysrc, xsrc : ndarray
+        Source coordinates of the destination pixels, inside the source image.
+    order : int, optional
+        Spline order of the interpolation (default 3).
+
+    Returns
+    -------
+    ndarray
+        Boolean map of the shape of ``ysrc``.
+    """
+    order = _check_order(order)
+    return _touches_bad(_bad_footprint_map(np.asarray(bad, dtype=bool), order), ysrc, xsrc)

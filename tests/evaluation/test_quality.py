@@ -1,0 +1,111 @@
+"""Matching candidates with truth, and the statistics reported from the matches."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from rapid.evaluation.fom import completeness_curve, figure_of_merit, fp_limited_cut
+from rapid.evaluation.quality import match_catalogs, summarize
+from rapid.evaluation.recovery import match_one_to_one
+
+
+def _truth(rows):
+    keys = ("filename", "kind", "x", "y", "flux", "diff_flux", "mag", "snr_expected")
+    cols = {k: np.array([r[i] for r in rows]) for i, k in enumerate(keys)}
+    return cols
+
+
+def _cat(x, y, sign, flux, flux_err, scorr):
+    return {"x": np.array(x, float), "y": np.array(y, float), "sign": np.array(sign, int),
+            "flux": np.array(flux, float), "flux_err": np.array(flux_err, float),
+            "scorr_peak": np.array(scorr, float)}
+
+
+ZP = 26.0
+
+
+def _row(name, kind, x, y, diff, snr, baseline=0.0):
+    flux = baseline + diff
+    mag = ZP - 2.5 * np.log10(flux) if flux > 0 else np.nan
+    return (name, kind, x, y, flux, diff, mag, snr)
+
+
+def test_one_to_one_gives_each_candidate_to_the_closest_truth():
+    idx, dist = match_one_to_one(np.array([[0.0, 0.0], [1.0, 0.0]]), np.array([[0.9, 0.0]]), 2.0)
+    assert idx.tolist() == [-1, 0]
+    assert dist[1] == pytest.approx(0.1)
+    assert np.isnan(dist[0])
+
+
+def test_signs_false_positives_and_pulls():
+    truth = _truth([
+        _row("a.fits", "transient", 10, 10, 100.0, 20.0),      # found, pull +1
+        _row("a.fits", "transient", 50, 50, 40.0, 8.0),        # missed
+        _row("a.fits", "transient", 80, 80, -30.0, 6.0, 60.0),  # fading, found by a -1
+        _row("a.fits", "variable", 30, 30, 5.0, 2.0),          # not to be found, not an FP
+        _row("b.fits", "transient", 10, 10, 100.0, 20.0),      # other image
+    ])
+    cat = _cat([10.5, 80.2, 30.3, 70.0, 50.0], [10.0, 80.0, 30.0, 5.0, 50.0],
+               [1, -1, 1, 1, -1], [110.0, 33.0, 5.0, 9.0, 40.0], [10.0, 6.0, 2.0, 2.0, 8.0],
+               [11.0, -5.5, 3.0, 6.0, -5.0])
+    m = match_catalogs(truth, [("a.fits", "H158", cat)])
+    assert m.truth["found"].tolist() == [True, False, True]  # the -1 at (50, 50) has the wrong sign
+    # near a truth object, a candidate of the wrong sign is no false positive either
+    assert m.cands["false"].tolist() == [False, False, False, True, False]
+    s = summarize(m)["overall"]
+    assert s["fp_per_image"] == 1.0
+    assert s["completeness_snr10"] == 1.0
+    assert s["completeness_snr5"] == 1.0  # the S/N 6 one; S/N 8 lies in 7..10
+    assert s["completeness_snr5_up"] == pytest.approx(2 / 3)
+    # pulls: (110 - 100) / 10 = 1; fading: (-33 - -30) / 6 = -0.5
+    assert sorted(((m.truth["flux"] - m.truth["diff_flux"]) / m.truth["flux_err"])[
+        m.truth["found"]].tolist()) == pytest.approx([-0.5, 1.0])
+    assert s["pull_median"] == pytest.approx(0.25)
+    assert s["astrometry_median_px"] == pytest.approx(0.35)
+
+
+def test_fp_limited_cut_keeps_at_most_the_allowed_false_positives():
+    score = np.array([9.0, 8.0, 7.0, 6.0, 20.0])
+    false = np.array([True, True, True, True, False])
+    cut = fp_limited_cut(score, false, 1, max_fp_per_image=2)
+    assert ((score >= cut) & false).sum() == 2
+    assert cut > 7.0
+    assert fp_limited_cut(score, false, 2, max_fp_per_image=2) == 0.0
+
+
+def test_figure_of_merit_terms_on_a_known_completeness_curve():
+    rng = np.random.default_rng(3)
+    mag = rng.uniform(20, 26, 6000)
+    # completeness falls linearly from 1 at mag 22 to 0 at mag 25: 80% at 22.6, 50% at 23.5,
+    # 20% at 24.4
+    p = np.clip((25 - mag) / 3, 0, 1)
+    found = rng.uniform(size=mag.size) < p
+    true = 10 ** (-0.4 * (mag - 26))
+    err = 10 ** (-0.4 * (24.25 - 26)) / 5  # S/N = 5 at mag 24.25
+    meas = np.where(found, true + rng.normal(0, err, mag.size), np.nan)
+    fom = figure_of_merit(mag, found, measured_flux=meas, flux_err=np.full(mag.size, err),
+                          true_flux=true)
+    assert fom["m80"] == pytest.approx(22.6, abs=0.15)
+    assert fom["m_th"] == pytest.approx(23.5, abs=0.15)
+    assert fom["m20"] == pytest.approx(24.4, abs=0.15)
+    assert fom["m5sigma"] == pytest.approx(24.25, abs=0.1)
+    # relative error 10% where S/N = 10: 0.75 mag brighter than S/N 5
+    assert fom["m_ph10"] == pytest.approx(23.5, abs=0.2)
+    w = {"m_th": 1.0, "m80": 0.8, "m20": 0.6, "m5sigma": 0.3, "m_ph10": 0.2}
+    assert fom["fom"] == pytest.approx(sum(w[k] * fom[k] for k in w) / 2.9)
+
+
+def test_completeness_curve_leaves_out_sparse_bins():
+    centres, comp, counts = completeness_curve(np.array([20.1, 20.2, 20.1, 23.0]),
+                                               np.array([True, False, True, True]))
+    assert centres.tolist() == [20.125]
+    assert comp.tolist() == pytest.approx([2 / 3])
+    assert counts.tolist() == [3]
+
+
+def test_match_catalogs_rejects_a_truth_table_without_columns():
+    with pytest.raises(ValueError, match="diff_flux"):
+        match_catalogs({"filename": np.array([]), "kind": np.array([]), "x": np.array([]),
+                        "y": np.array([]), "flux": np.array([]), "mag": np.array([]),
+                        "snr_expected": np.array([])}, [])

@@ -1,0 +1,44 @@
+"""Clear outcomes for awkward inputs: no stars, a reference covering part of the image."""
+
+import numpy as np
+from tests.science.diff_fakes import make_frame, star_field, tan_wcs
+
+from rapid.science.difference import difference_images
+
+SHAPE = (160, 160)
+
+
+def test_images_without_stars_give_a_difference_and_no_candidates():
+    rng = np.random.default_rng(70)
+    sci = make_frame(rng, shape=SHAPE, sigma=8.0, with_psf=False)
+    ref = make_frame(rng, shape=SHAPE, sigma=4.0, with_psf=False)
+    r = difference_images(sci, ref)
+    assert r.meta["sci_psf_source"] == "fallback" and r.meta["ref_psf_source"] == "fallback"
+    assert r.meta["nmatched"] < 5  # nothing to gain-match: flux ratio from zero points
+    assert 0.9 < r.meta["scorrstd"] < 1.1
+    assert len(r.candidates) <= 1
+    assert np.isfinite(r.diff.data).mean() > 0.9
+
+
+def test_reference_covering_half_the_image_masks_the_rest_and_finds_the_transient():
+    rng = np.random.default_rng(71)
+    sci_wcs = tan_wcs(SHAPE)
+    # the reference's pixel 0 sits at science x = 80: it covers the right half only
+    ref_wcs = tan_wcs(SHAPE, crpix_shift=(-80.0, 0.0))
+    x, y, f = star_field(rng, SHAPE, 30, flux_range=(3e3, 3e4))
+    ra, dec = sci_wcs.all_pix2world(x, y, 0)
+    rx, ry = ref_wcs.all_world2pix(ra, dec, 0)
+    transient = (120.4, 60.7, 5000.0)
+    sci = make_frame(rng, shape=SHAPE, sigma=8.0, wcs=sci_wcs,
+                     stars=list(zip(x, y, f)) + [transient])
+    inside = (rx > -5) & (rx < SHAPE[1] + 5)
+    ref = make_frame(rng, shape=SHAPE, sigma=4.0, wcs=ref_wcs,
+                     stars=list(zip(rx[inside], ry[inside], f[inside])))
+    r = difference_images(sci, ref)
+    masked = r.diff.mask
+    assert masked[:, :70].all()  # no reference there
+    assert not masked[:, 100:150].all()
+    pos = r.candidates[r.candidates["sign"] == 1]
+    assert len(pos) >= 1
+    assert np.hypot(pos["x"][0] - transient[0], pos["y"][0] - transient[1]) < 0.5
+    assert (np.asarray(r.candidates["x"]) > 75).all()
