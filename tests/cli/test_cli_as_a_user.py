@@ -42,6 +42,12 @@ def test_simulate_ingest_run_status(tmp_path):
     assert status["diffimages"] == 2 and status["refimages"] == 2
     table = rapid("status", workdir=work).stdout
     assert "no reference image possible" in table
+    evaluation = json.loads(rapid("evaluate", "--truth", str(tmp_path / "sv" / "truth.parquet"),
+                                  "--procdate", "20281001", "--json", workdir=work).stdout)
+    overall = evaluation["overall"]
+    assert overall["images"] == 2
+    assert overall["candidates"] == status["candidates"]
+    assert overall["found"] <= overall["objects"] and overall["fp_per_image"] <= 10
 
 
 def test_config_show_masks_password(tmp_path):
