@@ -38,6 +38,14 @@ def _moto_config(endpoint: str, config: dict | None = None) -> dict:
         return json.loads(response.read())
 
 
+def _moto_reset(endpoint: str) -> None:
+    """Forget every resource of the emulator (all its services)."""
+    request = urllib.request.Request(f"{endpoint}/moto-api/reset", data=b"", method="POST")
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    with opener.open(request, timeout=10) as response:
+        response.read()
+
+
 @pytest.fixture(scope="module")
 def aws_emulator() -> Iterator[AwsEmulator]:
     """A moto server on 127.0.0.1 with a Batch compute environment, job queue and job definition."""
@@ -56,6 +64,9 @@ def aws_emulator() -> Iterator[AwsEmulator]:
                        "AWS_ENDPOINT_URL": endpoint}.items():
         mp.setenv(key, value)
     mp.delenv("AWS_PROFILE", raising=False)
+    # moto keeps its accounts' resources per process, whichever server made them: start clean,
+    # so that a second module using this fixture can create the same queue and role again.
+    _moto_reset(endpoint)
     previous = _moto_config(endpoint)
     now = _moto_config(endpoint, {"batch": {"use_docker": False}})
     assert now["batch"] == {"use_docker": False}

@@ -177,7 +177,7 @@ def mark_running(conn: sa.Connection, jid: int, *, started: datetime) -> None:
 
 def close_job(conn: sa.Connection, jid: int, *, exitcode: int, message: str | None = None,
               started: datetime | None = None, ended: datetime | None = None,
-              manifest_uri: str | None = None) -> None:
+              manifest_uri: str | None = None, current: sa.Row | None = None) -> None:
     """Close a job: state "done", exit code, status, times.
 
     Parameters
@@ -194,6 +194,8 @@ def close_job(conn: sa.Connection, jid: int, *, exitcode: int, message: str | No
         End time; now when not given.
     manifest_uri : str, optional
         Where the job's manifest was found.
+    current : sqlalchemy.Row, optional
+        The job's row as the caller read it in this transaction (saves reading it again).
 
     Raises
     ------
@@ -204,7 +206,7 @@ def close_job(conn: sa.Connection, jid: int, *, exitcode: int, message: str | No
     code = check_int(exitcode, "exitcode")
     start = None if started is None else check_utc(started, "started")
     end = _now() if ended is None else check_utc(ended, "ended")
-    job = get_job(conn, jid)
+    job = current if current is not None and current.jid == jid else get_job(conn, jid)
     if job.state == "done":
         if job.exitcode == code:
             return

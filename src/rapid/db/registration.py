@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from rapid.db import schema
 from rapid.db.checks import check_date, check_int
-from rapid.db.jobs import close_job, get_job, latest_attempts
+from rapid.db.jobs import close_job, latest_attempts
 from rapid.db.products import add_diffimage, add_refimage
 from rapid.db.records import DiffImageRecord, RefImageRecord
 
@@ -81,7 +81,14 @@ def register_science_result(conn: sa.Connection, jid: int, *, exitcode: int,
         If the job is already done with a different exit code.
     """
     code = check_int(exitcode, "exitcode")
-    job = get_job(conn, jid)
+    # Lock the job row: a second operator registering the same job waits here for the first to
+    # commit and then finds it done, instead of adding its products a second time (PostgreSQL;
+    # SQLite serialises writers anyway).
+    j = schema.jobs
+    job = conn.execute(sa.select(j).where(j.c.jid == check_int(jid, "jid"))
+                       .with_for_update()).first()
+    if job is None:
+        raise ValueError(f"jid: no job with jid={jid!r}")
     if job.state == "done":
         close_job(conn, jid, exitcode=code)  # raises if the recorded exit code differs
         return products_of_job(conn, jid)
@@ -94,7 +101,7 @@ def register_science_result(conn: sa.Connection, jid: int, *, exitcode: int,
                 diffimage = dataclasses.replace(diffimage, rfid=rfid)
             pid = add_diffimage(conn, diffimage, jid=jid)
         close_job(conn, jid, exitcode=code, message=message, started=started, ended=ended,
-                  manifest_uri=manifest_uri)
+                  manifest_uri=manifest_uri, current=job)
     return rfid, pid
 
 

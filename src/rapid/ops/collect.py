@@ -6,19 +6,26 @@ in the store with the listed size before anything is registered.
 
 from __future__ import annotations
 
+import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
 
 from rapid import exitcodes, store
+from rapid.db import bulk
 from rapid.db import operations as dbops
 from rapid.engines.base import EngineJob, EngineState
 from rapid.jobs.spec import Manifest
 from rapid.ops.context import OpsContext
+from rapid.ops.retry import in_transaction
 from rapid.ops.times import procdate_as_date
 
 UNFINISHED = ("submitted", "running")
+READERS = 8  # manifests read at once
+
+log = logging.getLogger("rapid.ops")
 
 
 @dataclass(frozen=True)
@@ -33,13 +40,15 @@ class Finished:
 
 
 def read_manifest(uri: str) -> tuple[Manifest | None, str]:
-    """The manifest at ``uri`` and "", or None and what is wrong with it."""
+    """The manifest at ``uri`` and "", or None and what is wrong with it.
+
+    Storage that cannot be reached (after the store's own retries) raises
+    :class:`rapid.store.StoreError`: that says nothing about the job, so the job is not closed.
+    """
     try:
         data = store.read_bytes(uri)
     except FileNotFoundError:
         return None, f"manifest missing: {uri}"
-    except OSError as exc:
-        return None, f"manifest unreadable: {uri}: {exc}"
     try:
         manifest = Manifest.from_json(data)
     except ValidationError as exc:
@@ -56,35 +65,66 @@ def read_manifest(uri: str) -> tuple[Manifest | None, str]:
     return manifest, ""
 
 
+def _look(ctx: OpsContext, procdate: str, job: Any, ej: EngineJob) -> Finished | None:
+    """What to close ``job`` with; None when the store cannot be reached now."""
+    try:
+        manifest, problem = read_manifest(ctx.layout.manifest_uri(procdate, job.jid))
+    except store.StoreError as exc:
+        log.warning("job %s: storage unavailable, left for the next registration: %s",
+                    job.jid, exc)
+        return None
+    if manifest is not None and manifest.jid != job.jid:
+        manifest, problem = None, f"manifest is for job {manifest.jid}, not {job.jid}"
+    if manifest is None and ej.state is not EngineState.SUCCEEDED:
+        reason = ej.reason or ej.state.value
+        return Finished(job, ej, None, f"{reason}; {problem}", exitcodes.LOST)
+    return Finished(job, ej, manifest, problem, exitcodes.BAD_MANIFEST)
+
+
 def finished_jobs(ctx: OpsContext, procdate: str, ppid: int) -> tuple[list[Finished], int]:
     """The jobs of ``procdate`` and ``ppid`` that have finished but are not yet closed.
 
-    Running jobs get their start time recorded on the way. Returns (finished, still unfinished).
+    Running jobs get their start time recorded on the way (in one transaction). Manifests are
+    read several at a time, since each read waits on storage.
+
+    Parameters
+    ----------
+    ctx : OpsContext
+    procdate : str
+        Processing date ``YYYYMMDD``.
+    ppid : int
+        Pipeline.
+
+    Returns
+    -------
+    tuple of (list of Finished, int)
+        The finished jobs (ordered by jid) and the number still queued or running, or whose
+        manifest could not be read because the store is unavailable.
     """
     pdate = procdate_as_date(procdate)
-    with ctx.db.begin() as conn:
-        jobs = dbops.jobs_for_procdate(conn, pdate, ppid=ppid, states=UNFINISHED)
+    jobs = in_transaction(ctx.db, lambda conn: dbops.jobs_for_procdate(
+        conn, pdate, ppid=ppid, states=UNFINISHED))
     if not jobs:
         return [], 0
     states = ctx.engine.poll([job.engine_job_id for job in jobs])
-    finished: list[Finished] = []
+    done: list[tuple[Any, EngineJob]] = []
+    started: list[tuple[int, Any]] = []
     pending = 0
     for job in jobs:
         ej = states.get(job.engine_job_id) or EngineJob(job.engine_job_id, EngineState.UNKNOWN)
         if ej.state in (EngineState.QUEUED, EngineState.RUNNING):
             if ej.state is EngineState.RUNNING and job.state != "running" and ej.started:
-                with ctx.db.begin() as conn:
-                    dbops.mark_running(conn, job.jid, started=ej.started)
+                started.append((job.jid, ej.started))
             pending += 1
             continue
-        manifest, problem = read_manifest(ctx.layout.manifest_uri(procdate, job.jid))
-        if manifest is not None and manifest.jid != job.jid:
-            manifest, problem = None, f"manifest is for job {manifest.jid}, not {job.jid}"
-        if manifest is None and ej.state is not EngineState.SUCCEEDED:
-            reason = ej.reason or ej.state.value
-            problem = f"{reason}; {problem}"
-            code = exitcodes.LOST
-        else:
-            code = exitcodes.BAD_MANIFEST
-        finished.append(Finished(job, ej, manifest, problem, code))
-    return finished, pending
+        done.append((job, ej))
+    if started:
+        in_transaction(ctx.db, lambda conn: bulk.mark_running_many(conn, started))
+    if len(done) < 2 * READERS:
+        looked = [_look(ctx, procdate, job, ej) for job, ej in done]
+    else:
+        with ThreadPoolExecutor(max_workers=READERS) as pool:
+            looked = list(pool.map(lambda pair: _look(ctx, procdate, *pair), done))
+    finished = [item for item in looked if item is not None]
+    # Jobs whose manifest could not be looked at stay open and count as pending.
+    return finished, pending + len(looked) - len(finished)

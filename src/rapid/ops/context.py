@@ -14,7 +14,16 @@ from rapid.ops.layout import Layout
 
 @dataclass
 class OpsContext:
+    """Settings plus the database, engine and store layout they name, opened on first use."""
+
     settings: Settings
+
+    @classmethod
+    def with_engine(cls, settings: Settings, engine: Engine) -> "OpsContext":
+        """A context that uses ``engine`` instead of the one the settings name."""
+        ctx = cls(settings)
+        ctx.__dict__["engine"] = engine  # takes the place of the cached property
+        return ctx
 
     @cached_property
     def db(self) -> sa.Engine:

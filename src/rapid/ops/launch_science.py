@@ -22,10 +22,12 @@ from typing import Any
 import sqlalchemy as sa
 
 from rapid import __version__, exitcodes
+from rapid.db import bulk
 from rapid.db import operations as dbops
 from rapid.ingest.filters import RAPID_FILTERS
 from rapid.jobs.spec import ImageInput, ReferenceInput, ScienceSpec, TileGrid
 from rapid.ops.context import OpsContext
+from rapid.ops.retry import in_transaction
 from rapid.ops.submit import submit_specs
 from rapid.ops.times import procdate_as_date
 from rapid.sky import fields_overlapping, tile, unit_vector
@@ -104,8 +106,51 @@ def _reference_input(ref: Any) -> ReferenceInput:
                           psf_uri=ref.psffile)
 
 
-def launch_science(ctx: OpsContext, start: datetime, end: datetime, procdate: str) -> LaunchReport:
+def _decide(ctx: OpsContext, conn: sa.Connection, images: list[Any], pdate,  # noqa: ANN001
+            report: LaunchReport) -> list[tuple[Any, int, Any, list[Any]]]:
+    """Which images to launch now: (row, attempt, reference or None, prior images to coadd)."""
+    sci = ctx.settings.science
+    latest = bulk.latest_jobs_by_rid(conn, ppid=PPID_SCIENCE, procdate=pdate)
+    todo = []
+    for row in images:
+        job = latest.get(row.rid)
+        if job is not None:
+            if job.state != "done" or job.exitcode <= exitcodes.DOWNSTREAM_MAX \
+                    or job.exitcode == exitcodes.NO_REFERENCE:
+                report.skipped += 1
+                continue
+            if job.attempt >= ctx.settings.operator.max_attempts:
+                report.gave_up += 1
+                continue
+        todo.append((row, 1 if job is None else job.attempt + 1))
+    keys = {(row.field, row.fid) for row, _ in todo}
+    refs = bulk.best_refimages_for(conn, keys, ppid=PPID_SCIENCE)
+    busy = bulk.references_in_progress_for(conn, keys - set(refs))
+    chosen = []
+    for row, attempt in todo:
+        key = (row.field, row.fid)
+        ref = refs.get(key)
+        priors: list[Any] = []
+        if ref is None:
+            if key in busy:
+                report.deferred += 1
+                continue
+            priors = prior_images(conn, row, max_frames=sci.reference_max_frames)
+            if len(priors) >= sci.reference_min_frames:
+                # The earliest image that can build the tile's reference does; the others wait.
+                busy.add(key)
+        chosen.append((row, attempt, ref, priors))
+    return chosen
+
+
+def launch_science(ctx: OpsContext, start: datetime, end: datetime, procdate: str, *,
+                   only_new: bool = False) -> LaunchReport:
     """Launch science jobs for the best L2 images observed in ``start``..``end``.
+
+    The decisions for all images are taken and their job rows opened in one transaction (which
+    holds SQLite's write lock throughout), with a few set-at-a-time queries; the specs are then
+    written and submitted together. Two launchers on the same range never open the same attempt
+    twice: the unique constraint on (ppid, rid, procdate, attempt) refuses the second.
 
     Parameters
     ----------
@@ -115,6 +160,9 @@ def launch_science(ctx: OpsContext, start: datetime, end: datetime, procdate: st
         Observation range (inclusive, timezone-aware).
     procdate : str
         Processing date ``YYYYMMDD`` the jobs belong to.
+    only_new : bool, optional
+        Leave out images that have a science job of another processing date (what the
+        long-running operator wants: each image processed once). Default False.
 
     Returns
     -------
@@ -122,35 +170,21 @@ def launch_science(ctx: OpsContext, start: datetime, end: datetime, procdate: st
     """
     sci = ctx.settings.science
     pdate = procdate_as_date(procdate)
-    report = LaunchReport()
-    specs: list[ScienceSpec] = []
-    with ctx.db.begin() as conn:
+
+    def plan_and_open(conn: sa.Connection) -> tuple[LaunchReport, list[tuple[Any, int, Any, list]]]:
+        report = LaunchReport()
         images = dbops.best_l2files_between(conn, start, end)
-    building: set[tuple[int, int]] = set()
-    for row in images:
-        with ctx.db.begin() as conn:
-            latest = dbops.latest_job(conn, ppid=PPID_SCIENCE, rid=row.rid, procdate=pdate)
-            if latest is not None:
-                if latest.state != "done" or latest.exitcode <= exitcodes.DOWNSTREAM_MAX \
-                        or latest.exitcode == exitcodes.NO_REFERENCE:
-                    report.skipped += 1
-                    continue
-                if latest.attempt >= ctx.settings.operator.max_attempts:
-                    report.gave_up += 1
-                    continue
-            key = (row.field, row.fid)
-            ref = dbops.best_refimage(conn, row.field, row.fid)
-            priors: list[Any] = []
-            if ref is None:
-                if key in building or dbops.reference_in_progress(conn, field=row.field,
-                                                                  fid=row.fid):
-                    report.deferred += 1
-                    continue
-                priors = prior_images(conn, row, max_frames=sci.reference_max_frames)
-            try:
-                jid = dbops.open_job(conn, ppid=PPID_SCIENCE, procdate=pdate, rid=row.rid,
-                                     fid=row.fid, expid=row.expid, sca=row.sca, field=row.field)
-            except sa.exc.IntegrityError:  # another launcher opened this attempt first
+        if only_new:
+            done_before = bulk.rids_with_jobs(conn, ppid=PPID_SCIENCE, other_than=pdate)
+            images = [row for row in images if row.rid not in done_before]
+        chosen = _decide(ctx, conn, images, pdate, report)
+        jids = bulk.open_jobs(conn, [{"ppid": PPID_SCIENCE, "rid": row.rid, "attempt": attempt,
+                                      "fid": row.fid, "expid": row.expid, "sca": row.sca,
+                                      "field": row.field} for row, attempt, _, _ in chosen],
+                              procdate=pdate)
+        opened = []
+        for (row, _, ref, priors), jid in zip(chosen, jids):
+            if jid is None:  # another launcher opened this attempt first
                 report.skipped += 1
                 continue
             if ref is None and len(priors) < sci.reference_min_frames:
@@ -161,20 +195,26 @@ def launch_science(ctx: OpsContext, start: datetime, end: datetime, procdate: st
                 report.no_reference.append(jid)
                 continue
             if ref is None:
-                building.add(key)
                 report.building_reference.append(jid)
-            t = tile(row.field)
-            specs.append(ScienceSpec(
-                jid=jid, procdate=procdate, science=image_input(row),
-                tile=TileGrid(field=row.field, ra0=t.ra0, dec0=t.dec0, size=sci.reference_size,
-                              scale_arcsec=sci.reference_scale_arcsec),
-                reference=_reference_input(ref) if ref is not None else None,
-                reference_inputs=[image_input(p) for p in priors],
-                product_prefix=ctx.layout.product_prefix(procdate, jid),
-                log_uri=ctx.layout.log_uri(procdate, jid),
-                reference_zero_point=sci.reference_zero_point,
-                detection_threshold=sci.detection_threshold,
-                detection_minarea=sci.detection_minarea, software_version=__version__))
+            opened.append((row, jid, ref, priors))
+        return report, opened
+
+    report, opened = in_transaction(ctx.db, plan_and_open, write=True)
+    specs: list[ScienceSpec] = []
+    tiles: dict[int, Any] = {}
+    for row, jid, ref, priors in opened:
+        t = tiles.get(row.field) or tiles.setdefault(row.field, tile(row.field))
+        specs.append(ScienceSpec(
+            jid=jid, procdate=procdate, science=image_input(row),
+            tile=TileGrid(field=row.field, ra0=t.ra0, dec0=t.dec0, size=sci.reference_size,
+                          scale_arcsec=sci.reference_scale_arcsec),
+            reference=_reference_input(ref) if ref is not None else None,
+            reference_inputs=[image_input(p) for p in priors],
+            product_prefix=ctx.layout.product_prefix(procdate, jid),
+            log_uri=ctx.layout.log_uri(procdate, jid),
+            reference_zero_point=sci.reference_zero_point,
+            detection_threshold=sci.detection_threshold,
+            detection_minarea=sci.detection_minarea, software_version=__version__))
     submitted, failed = submit_specs(ctx, specs, name_prefix="rapid-sci")
     report.launched.extend(submitted)
     report.failed_submit.extend(failed)

@@ -9,6 +9,7 @@ at any moment is finished by running it again.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -41,13 +42,38 @@ class RunReport:
 
 def run_range(ctx: OpsContext, start: datetime, end: datetime, procdate: str, *,
               progress: StageProgress | None = None, log: Log | None = None,
-              max_rounds: int = 20) -> RunReport:
-    """Run the four steps for observations in ``start``..``end`` under ``procdate``."""
+              max_rounds: int = 20, only_new: bool = False,
+              sleep: Callable[[float], None] = time.sleep) -> RunReport:
+    """Run the four steps for observations in ``start``..``end`` under ``procdate``.
+
+    Parameters
+    ----------
+    ctx : OpsContext
+    start, end : datetime
+        Observation range (inclusive, timezone-aware).
+    procdate : str
+        Processing date ``YYYYMMDD``.
+    progress : callable, optional
+        ``progress(stage, finished, total)`` after every poll.
+    log : callable, optional
+        Receives one line per round.
+    max_rounds : int, optional
+        Launch rounds per pipeline at most. Default 20.
+    only_new : bool, optional
+        Leave out images processed under another processing date. Default False.
+    sleep : callable, optional
+        Pause between polls (an operator that is asked to stop raises from it). Default
+        ``time.sleep``.
+
+    Returns
+    -------
+    RunReport
+    """
     say = log or (lambda _msg: None)
     report = RunReport()
 
     def waiter(stage: str, ppid: int) -> None:
-        wait_for_jobs(ctx, procdate, ppid,
+        wait_for_jobs(ctx, procdate, ppid, sleep=sleep,
                       progress=(lambda done, total: progress(stage, done, total)) if progress else None)
 
     # Jobs of an earlier, interrupted run are waited for and registered before anything new.
@@ -55,7 +81,7 @@ def run_range(ctx: OpsContext, start: datetime, end: datetime, procdate: str, *,
     reg = register_science(ctx, procdate)
     report.problems.update(reg.problems)
     for round_no in range(1, max_rounds + 1):
-        launched: LaunchReport = launch_science(ctx, start, end, procdate)
+        launched: LaunchReport = launch_science(ctx, start, end, procdate, only_new=only_new)
         report.rounds = round_no
         report.science_launched += len(launched.launched)
         report.no_reference += len(launched.no_reference)

@@ -12,26 +12,48 @@ import time
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 
-from rapid import exitcodes
+from rapid import exitcodes, store
 from rapid.db import operations as dbops
 from rapid.engines.base import EngineState
 from rapid.ops.context import OpsContext
+from rapid.ops.retry import in_transaction
 from rapid.ops.times import procdate_as_date
 
 # A row still 'open' this long after it was launched belongs to a launcher that died mid-launch.
+# (The launcher submits in slices, so a live launcher never leaves a row open for long.)
 OPEN_GRACE = timedelta(seconds=60)
+# Engine job id of a job found submitted after all whose engine id was never recorded; engines
+# report it UNKNOWN, so registration goes by the manifest alone.
+UNRECORDED = "unrecorded"
 
 Progress = Callable[[int, int], None]
 
 
-def _close_stale_open(ctx: OpsContext, jobs: list, now: datetime) -> int:  # noqa: ANN001
+def _close_stale_open(ctx: OpsContext, procdate: str, jobs: list, now: datetime) -> int:  # noqa: ANN001
+    """Close rows left "open" by a launcher that stopped mid-launch; returns how many.
+
+    A job whose manifest is already in the store was submitted after all (the launcher stopped
+    between submitting and recording it): it is handed to registration instead, so that it is
+    not run a second time.
+    """
     closed = 0
     for job in jobs:
-        if job.state == "open" and now - job.launched > OPEN_GRACE:
-            with ctx.db.begin() as conn:
+        if job.state != "open" or now - job.launched <= OPEN_GRACE:
+            continue
+        ran = store.exists(ctx.layout.manifest_uri(procdate, job.jid))
+
+        def settle(conn, job=job, ran=ran) -> None:  # noqa: ANN001
+            if ran:
+                dbops.mark_submitted(conn, job.jid, engine=ctx.engine.name,
+                                     engine_job_id=UNRECORDED,
+                                     spec_uri=ctx.layout.spec_uri(procdate, job.jid))
+            else:
                 dbops.close_job(conn, job.jid, exitcode=exitcodes.NOT_SUBMITTED,
-                                message="opened but never submitted (launcher stopped mid-launch)")
-            closed += 1
+                                message="opened but never submitted (launcher stopped "
+                                        "mid-launch)")
+
+        in_transaction(ctx.db, settle)
+        closed += 0 if ran else 1
     return closed
 
 
@@ -59,10 +81,10 @@ def wait_for_jobs(ctx: OpsContext, procdate: str, ppid: int, *,
     closed_here = 0
     while True:
         now = datetime.now(timezone.utc)
-        with ctx.db.begin() as conn:
-            every = dbops.jobs_for_procdate(conn, pdate, ppid=ppid)
+        every = in_transaction(ctx.db, lambda conn: dbops.jobs_for_procdate(conn, pdate,
+                                                                             ppid=ppid))
         inflight = [j for j in every if j.state in ("open", "submitted", "running")]
-        closed_here += _close_stale_open(ctx, inflight, now)
+        closed_here += _close_stale_open(ctx, procdate, inflight, now)
         submitted = [j for j in inflight if j.state in ("submitted", "running")]
         states = ctx.engine.poll([j.engine_job_id for j in submitted]) if submitted else {}
         waiting = 0
@@ -80,9 +102,9 @@ def wait_for_jobs(ctx: OpsContext, procdate: str, ppid: int, *,
                 over = f"ran for more than {opts.run_timeout_seconds:.0f} s"
             if over:
                 ctx.engine.cancel([job.engine_job_id])
-                with ctx.db.begin() as conn:
-                    dbops.close_job(conn, job.jid, exitcode=exitcodes.TIMED_OUT,
-                                    message=f"timed out: {over}", started=started)
+                in_transaction(ctx.db, lambda conn, job=job, over=over, started=started:
+                               dbops.close_job(conn, job.jid, exitcode=exitcodes.TIMED_OUT,
+                                               message=f"timed out: {over}", started=started))
                 closed_here += 1
                 continue
             waiting += 1
