@@ -40,7 +40,9 @@ def test_run_differences_the_last_epoch(roman_survey, tmp_path):
         used = conn.execute(sa.select(schema.refimimages.c.rid)).scalars().all()
         assert sorted(used) == sorted(job.rid for job in science[:3])
     ctx.db.dispose()
-    assert meta.ncandidates >= 1 and 0.9 < meta.scorrstd < 1.2
+    # Scorr of a star field: its pure-noise normalisation is pinned in tests/science; here the
+    # flux-noise term damps it on the stars, so the whole-image spread sits a little below 1.
+    assert meta.ncandidates >= 1 and 0.8 < meta.scorrstd < 1.2
     with store.local_copy(meta.catfilename) as path:
         cat = pq.read_table(path).to_pydict()
     near = [k for k in range(len(cat["x"])) if cat["sign"][k] == 1
