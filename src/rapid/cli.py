@@ -283,7 +283,7 @@ def status(ctx: typer.Context,
     for col in ("pipeline", "state", "exit code", "meaning", "jobs"):
         table.add_column(col)
     for row in data["jobs"]:
-        table.add_row(str(row["ppid"]), row["state"], str(row["exitcode"]), row["meaning"],
+        table.add_row(row["pipeline"], row["state"], str(row["exitcode"]), row["meaning"],
                       str(row["count"]))
     out.print(table)
     out.print(f"reference images {data['refimages']}, difference images {data['diffimages']}, "
