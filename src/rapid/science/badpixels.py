@@ -94,19 +94,35 @@ def _bad_footprint_map(bad: np.ndarray, order: int) -> np.ndarray:
     return bad
 
 
-def _touches_bad(badmap: np.ndarray, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
+def _near_bad(badmap: np.ndarray) -> np.ndarray:
+    """True at (iy, ix) when any of the 2x2 pixels from (iy, ix) to (iy + 1, ix + 1) is bad."""
+    near = badmap.copy()
+    near[:-1] |= badmap[1:]
+    near[:, :-1] |= near[:, 1:].copy()
+    return near
+
+
+def _touches_bad(badmap: np.ndarray, ys: np.ndarray, xs: np.ndarray, *,
+                 near: np.ndarray | None = None) -> np.ndarray:
     """True where the bilinear footprint at (ys, xs) gives a bad pixel weight > threshold.
 
-    Equivalent to interpolating the bad map bilinearly and thresholding, with four integer
-    gathers instead of a float interpolation.
+    Equivalent to interpolating the bad map bilinearly and thresholding, with integer gathers
+    instead of a float interpolation. With ``near`` (:func:`_near_bad` of ``badmap``) one gather
+    finds the few positions next to a bad pixel and only those take the exact test.
     """
     ny, nx = badmap.shape
     fy0 = np.floor(ys)
     fx0 = np.floor(xs)
-    wy = ys - fy0
-    wx = xs - fx0
     iy0 = np.clip(fy0.astype(np.intp), 0, ny - 1)
     ix0 = np.clip(fx0.astype(np.intp), 0, nx - 1)
+    if near is not None:
+        hit = np.zeros(np.shape(ys), dtype=bool)
+        cand = np.nonzero(near[iy0, ix0])
+        if len(cand[0]):
+            hit[cand] = _touches_bad(badmap, ys[cand], xs[cand])
+        return hit
+    wy = ys - fy0
+    wx = xs - fx0
     iy1 = np.minimum(iy0 + 1, ny - 1)
     ix1 = np.minimum(ix0 + 1, nx - 1)
     use_y1 = wy > _BAD_THRESHOLD

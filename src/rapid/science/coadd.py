@@ -1,8 +1,9 @@
 """The building blocks of a reference coadd: per-frame background, per-tile resampling, stacking.
 
-A frame is never resampled whole: :class:`FramePlan` holds what is needed to resample any tile of
-the output grid (the coarse pixel map over the frame's footprint, its background mesh, its
-photometric scale), and :func:`resample_tile` interpolates only the source window that tile needs.
+:class:`FramePlan` holds what is needed to resample a frame onto the output grid (the coarse pixel
+map over the frame's footprint, its background mesh, its photometric scale), and
+:func:`resample_footprint` resamples it once, block of rows by block of rows, so that the frame
+can be dropped before the next one is read.
 :func:`combine_stack` then rejects outliers and averages one block of output rows.
 """
 
@@ -16,26 +17,20 @@ from scipy import ndimage
 from scipy.interpolate import RectBivariateSpline
 
 from rapid.science.image import Frame
-from rapid.science.resample import (
-    CoarsePixelMap,
-    fill_bad_pixels,
-    footprint_touches,
-)
+from rapid.science.badpixels import _bad_footprint_map, _check_order, _near_bad, _touches_bad
+from rapid.science.resample import CoarsePixelMap, fill_bad_pixels
 
 __all__ = [
     "MeshBackground",
     "FramePlan",
     "plan_frame",
-    "resample_tile",
+    "resample_footprint",
     "combine_stack",
     "nanmedian_sorted",
     "footprint_bbox",
     "shifted_wcs",
 ]
 
-# Source pixels kept around a tile's window so that the cubic prefilter (an IIR filter whose
-# influence decays by 0.27 per pixel) sees the same values as on the whole image.
-_WINDOW_MARGIN = 16
 _EDGE_TOL = 1e-3
 
 
@@ -270,64 +265,93 @@ def plan_frame(frame: Frame, index: int, grid_wcs: WCS, grid_shape, *, zero_poin
     return FramePlan(frame, index, scale, bbox, cmap, bad, saturated, background)
 
 
-def resample_tile(plan: FramePlan, y0: int, y1: int, x0: int, x1: int):
-    """Resample the part of a frame covering output-grid rows y0:y1 and columns x0:x1.
+def resample_footprint(plan: FramePlan, *, order: int = 3, rows: int = 256):
+    """Resample a whole frame onto its footprint on the output grid, in blocks of rows.
 
-    The tile must lie inside ``plan.bbox``. The frame is background-subtracted and scaled to the
-    reference zero point; its variance is the bilinearly interpolated uncertainty squared.
+    Everything that depends on the frame only (background subtraction, scaling to the reference
+    zero point, bad-pixel filling, the spline prefilter, the grown bad-pixel map) is done once
+    for the frame; the blocks then only evaluate the coarse pixel map and interpolate. The
+    variance is the bilinearly interpolated uncertainty squared.
 
-    Returns
-    -------
-    values, weights, saturated : ndarray or None
-        float32 values, float32 inverse-variance weights (0 where invalid) and a boolean map of
-        pixels touched by saturated source pixels (None when unknown); all None when the tile
-        misses the frame.
+    Parameters
+    ----------
+    plan : FramePlan
+        The frame's plan (see :func:`plan_frame`).
+    order : int, optional
+        Spline order of the data interpolation: 3 cubic (default), 1 bilinear (no prefilter and
+        a 2x2 bad-pixel footprint, a fifth cheaper; it lowers the per-pixel noise more).
+    rows : int, optional
+        Output rows interpolated at once (default 256).
+
+    Yields
+    ------
+    r0, values, weights, saturated
+        First row of the block (relative to ``plan.bbox``), float32 values (NaN where invalid),
+        float32 inverse-variance weights (0 where invalid) and a boolean map of pixels touched by
+        saturated source pixels (None when unknown), each of shape (rows, bbox width).
     """
-    by0, _, bx0, _ = plan.bbox
-    ys, xs = plan.cmap.block(y0 - by0, y1 - by0, x0 - bx0, x1 - bx0)
-    sy, sx = plan.frame.shape
-    with np.errstate(invalid="ignore"):
-        inside = ((ys >= -_EDGE_TOL) & (ys <= sy - 1 + _EDGE_TOL)
-                  & (xs >= -_EDGE_TOL) & (xs <= sx - 1 + _EDGE_TOL))
-    if not inside.any():
-        return None, None, None
-    wy0 = max(0, int(np.floor(ys[inside].min())) - _WINDOW_MARGIN)
-    wy1 = min(sy, int(np.ceil(ys[inside].max())) + _WINDOW_MARGIN + 1)
-    wx0 = max(0, int(np.floor(xs[inside].min())) - _WINDOW_MARGIN)
-    wx1 = min(sx, int(np.ceil(xs[inside].max())) + _WINDOW_MARGIN + 1)
-    ly = np.where(inside, ys - wy0, 0.0)
-    lx = np.where(inside, xs - wx0, 0.0)
-    del ys, xs
-    coords = np.stack([ly, lx])
-
+    order = _check_order(order)
+    if int(rows) < 1:
+        raise ValueError(f"rows must be >= 1, got {rows}")
     frame = plan.frame
-    bad = plan.bad[wy0:wy1, wx0:wx1]
-    sub = (frame.data[wy0:wy1, wx0:wx1] - plan.background.back(wy0, wy1, wx0, wx1)) * plan.scale
-    coeffs = ndimage.spline_filter(fill_bad_pixels(sub, bad), order=3, mode="mirror")
+    sy, sx = frame.shape
+    bad = plan.bad
+    sub = (np.asarray(frame.data, dtype=np.float32) - plan.background.back(0, sy, 0, sx))
+    sub *= np.float32(plan.scale)
+    clean = fill_bad_pixels(sub, bad)
     del sub
-    values = ndimage.map_coordinates(coeffs, coords, order=3, mode="mirror", prefilter=False,
-                                     output=np.float32)
-    del coeffs
-    if frame.unc is not None:
-        unc = frame.unc[wy0:wy1, wx0:wx1]
+    if order > 1:
+        coeffs = ndimage.spline_filter(clean, order=order, mode="mirror", output=np.float32)
     else:
-        unc = plan.background.rms(wy0, wy1, wx0, wx1)
-    unc = fill_bad_pixels(np.asarray(unc, dtype=np.float64) * plan.scale, bad)
-    sigma = ndimage.map_coordinates(unc, coords, order=1, mode="nearest")
-    # The weight is the inverse of the frame's own (uninterpolated) variance: resampling lowers
-    # the per-pixel variance by a phase-dependent factor (0.57..1, mean 0.77 for cubic splines,
-    # see interpolation_variance_factor) but keeps the variance of sums over a few pixels, which
-    # is what photometry on the coadd sees; weighting by the lowered variance would favour
-    # frames by their sub-pixel phase and make the coadd's PSF vary from pixel to pixel.
-    var = sigma**2
-    valid = inside & ~footprint_touches(bad, ly, lx, order=3) & (var > 0)
-    with np.errstate(divide="ignore"):
-        weights = np.where(valid, 1.0 / var, 0.0).astype(np.float32)
-    values[~valid] = np.nan
-    saturated = None
-    if plan.saturated is not None:
-        saturated = inside & footprint_touches(plan.saturated[wy0:wy1, wx0:wx1], ly, lx, order=1)
-    return values, weights, saturated
+        coeffs = clean.astype(np.float32)
+    del clean
+    unc = frame.unc if frame.unc is not None else plan.background.rms(0, sy, 0, sx)
+    unc = fill_bad_pixels(np.asarray(unc, dtype=np.float64) * plan.scale, bad).astype(np.float32)
+    badmap = _bad_footprint_map(bad, order) if bad.any() else None
+    near = _near_bad(badmap) if badmap is not None else None
+    satmap = plan.saturated
+    if satmap is not None and not satmap.any():
+        satmap = None
+    by0, by1, bx0, bx1 = plan.bbox
+    ny, nx = by1 - by0, bx1 - bx0
+    for r0 in range(0, ny, int(rows)):
+        r1 = min(ny, r0 + int(rows))
+        ys, xs = plan.cmap.block(r0, r1)
+        with np.errstate(invalid="ignore"):
+            inside = ((ys >= -_EDGE_TOL) & (ys <= sy - 1 + _EDGE_TOL)
+                      & (xs >= -_EDGE_TOL) & (xs <= sx - 1 + _EDGE_TOL))
+        # Only positions inside the frame are interpolated: a rotated frame fills about half
+        # of its bounding box.
+        idx = np.flatnonzero(inside)
+        ly = ys.ravel()[idx]
+        lx = xs.ravel()[idx]
+        del ys, xs
+        coords = np.stack([ly, lx])
+        v = ndimage.map_coordinates(coeffs, coords, order=order, mode="mirror",
+                                    prefilter=False, output=np.float32)
+        sigma = ndimage.map_coordinates(unc, coords, order=1, mode="nearest", output=np.float32)
+        del coords
+        # The weight is the inverse of the frame's own (uninterpolated) variance: resampling
+        # lowers the per-pixel variance by a phase-dependent factor (see
+        # interpolation_variance_factor) but keeps the variance of sums over a few pixels, which
+        # is what photometry on the coadd sees; weighting by the lowered variance would favour
+        # frames by their sub-pixel phase and make the coadd's PSF vary from pixel to pixel.
+        var = sigma * sigma
+        valid = var > 0
+        if badmap is not None:
+            valid &= ~_touches_bad(badmap, ly, lx, near=near)
+        values = np.full((r1 - r0, nx), np.nan, dtype=np.float32)
+        weights = np.zeros((r1 - r0, nx), dtype=np.float32)
+        keep = idx[valid]
+        values.ravel()[keep] = v[valid]
+        with np.errstate(divide="ignore"):
+            weights.ravel()[keep] = 1.0 / var[valid]
+        saturated = None
+        if plan.saturated is not None:
+            saturated = np.zeros((r1 - r0, nx), dtype=bool)
+            if satmap is not None:
+                saturated.ravel()[idx] = _touches_bad(satmap, ly, lx)
+        yield r0, values, weights, saturated
 
 
 def combine_stack(values: np.ndarray, weights: np.ndarray, *, clip_sigma: float = 3.0,
@@ -361,43 +385,62 @@ def combine_stack(values: np.ndarray, weights: np.ndarray, *, clip_sigma: float 
     """
     valid = weights > 0
     n = valid.sum(axis=0)
-    sig2 = np.zeros(weights.shape, dtype=np.float32)
-    np.divide(1.0, weights, out=sig2, where=valid)
-    med = nanmedian_sorted(values, axis=0)
-    with np.errstate(invalid="ignore"):
-        dev = np.abs(values - med)
-        tol2 = sig2 * (1 + np.pi / (2 * np.maximum(n, 1))) + (interp_tolerance * med) ** 2
-        reject = valid & (n >= 3) & (dev**2 > clip_sigma**2 * tol2)
+    c2 = np.float32(clip_sigma**2)
+    t2 = np.float32(interp_tolerance**2)
+    vals0 = np.where(valid, values, np.float32(0)).astype(np.float32, copy=False)
+    med = nanmedian_sorted(np.where(valid, values, np.float32(np.nan)), axis=0)
+    # The tests below are written multiplied through by the weight w = 1/sigma²
+    # (|v - m|² > c² (sigma² a + (t m)²)  <=>  |v - m|² w > c² (a + (t m)² w)), so that each is a
+    # few in-place passes over the stack instead of a dozen temporaries.
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        a = np.where(n >= 3, c2 * (1 + np.pi / (2 * np.maximum(n, 1))), np.inf).astype(np.float32)
+        b = np.where(n >= 3, c2 * t2 * med * med, np.inf).astype(np.float32)
+        dev = vals0 - med
+        dev *= dev
+        dev *= weights
+        lim = weights * b
+        lim += a
+        keep = valid & ~(dev > lim)
+        del lim
         # Two samples: drop the higher when they disagree.
         pair = n == 2
         if pair.any():
-            vmax = np.nanmax(np.where(valid, values, -np.inf), axis=0)
-            vmin = np.nanmin(np.where(valid, values, np.inf), axis=0)
-            sig2_sum = np.where(valid, sig2, 0).sum(axis=0)
-            disagree = pair & ((vmax - vmin) ** 2 > clip_sigma**2 * (
-                sig2_sum + (interp_tolerance * med) ** 2))
-            reject |= valid & disagree & (values == vmax)
-    keep = valid & ~reject
-    del dev, tol2
-    again = n >= 4
-    if again.any():
-        w = np.where(keep, weights, 0)
-        sumw = w.sum(axis=0)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            mean = (np.where(keep, values, 0) * w).sum(axis=0) / sumw
-            tol2 = sig2 + (interp_tolerance * mean) ** 2
-            reject2 = valid & ((values - mean) ** 2 > clip_sigma**2 * tol2)
-        keep2 = valid & ~reject2
-        # Only pixels with 4+ samples take the second pass, and it may never empty a pixel that
-        # the first pass kept.
-        use = again & (keep2.any(axis=0) | ~keep.any(axis=0))
-        keep = np.where(use, keep2, keep)
-        del w, tol2, reject2, keep2
-    w = np.where(keep, weights, 0).astype(np.float32)
+            pv = values[:, pair]
+            pvalid = valid[:, pair]
+            psig2 = np.where(pvalid, 1.0 / np.where(pvalid, weights[:, pair], 1), 0)
+            pmed = med[pair]
+            vmax = np.max(np.where(pvalid, pv, -np.inf), axis=0)
+            vmin = np.min(np.where(pvalid, pv, np.inf), axis=0)
+            disagree = (vmax - vmin) ** 2 > clip_sigma**2 * (
+                psig2.sum(axis=0) + (interp_tolerance * pmed) ** 2)
+            drop = pvalid & disagree & (pv == vmax)
+            keep[:, pair] &= ~drop
+        again = n >= 4
+        if again.any():
+            w = np.where(keep, weights, np.float32(0))
+            sumw = w.sum(axis=0)
+            w *= vals0
+            mean = (w.sum(axis=0) / sumw).astype(np.float32)
+            del w
+            np.subtract(vals0, mean, out=dev)
+            dev *= dev
+            dev *= weights
+            lim = weights * (c2 * t2 * mean * mean)
+            lim += c2
+            keep2 = valid & ~(dev > lim)
+            del lim
+            # Only pixels with 4+ samples take the second pass, and it may never empty a pixel
+            # that the first pass kept.
+            use = again & (keep2.any(axis=0) | ~keep.any(axis=0))
+            keep = np.where(use, keep2, keep)
+            del keep2
+    del dev
+    w = np.where(keep, weights, np.float32(0))
     sumw = w.sum(axis=0, dtype=np.float64)
+    w *= vals0
     with np.errstate(invalid="ignore", divide="ignore"):
-        mean = (np.where(keep, values, 0) * w).sum(axis=0, dtype=np.float64) / sumw
+        mean = w.sum(axis=0, dtype=np.float64) / sumw
     mean = np.where(sumw > 0, mean, np.nan).astype(np.float32)
     count = keep.sum(axis=0).astype(np.int16)
-    nrejected = int(valid.sum() - keep.sum())
+    nrejected = int(n.sum() - count.sum(dtype=np.int64))
     return mean, sumw.astype(np.float32), count, nrejected

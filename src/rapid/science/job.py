@@ -70,17 +70,31 @@ def _load_reference(stack: ExitStack, spec: ScienceSpec) -> Frame:
 
 def _build_reference(stack: ExitStack, spec: ScienceSpec, out: ProductWriter,
                      timings: dict[str, float]) -> tuple[Frame, RefImageResult]:
+    from rapid.science.config import ReferenceConfig
     from rapid.science.reference import build_reference, reference_catalog
 
+    config = ReferenceConfig()
+    read_s = [0.0]
+
+    def loader(item: ImageInput):  # noqa: ANN202
+        # Frames are read one at a time inside build_reference and dropped once resampled, so
+        # only one input image is in memory at once; their reading time is kept apart.
+        def load() -> Frame:
+            t = time.perf_counter()
+            with ExitStack() as copies:
+                frame = _load_image(copies, item)
+            read_s[0] += time.perf_counter() - t
+            return frame
+        return load
+
     t0 = time.perf_counter()
-    frames = [_load_image(stack, item) for item in spec.reference_inputs]
-    timings["read_reference_inputs"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    built = build_reference(frames, ra0=spec.tile.ra0, dec0=spec.tile.dec0, size=spec.tile.size,
+    built = build_reference([loader(item) for item in spec.reference_inputs], ra0=spec.tile.ra0,
+                            dec0=spec.tile.dec0, size=spec.tile.size,
                             scale_arcsec=spec.tile.scale_arcsec,
-                            zero_point=spec.reference_zero_point)
-    timings["build_reference"] = time.perf_counter() - t0
-    del frames
+                            zero_point=spec.reference_zero_point, order=config.order,
+                            block_rows=config.block_rows)
+    timings["read_reference_inputs"] = read_s[0]
+    timings["build_reference"] = time.perf_counter() - t0 - read_s[0]
     t0 = time.perf_counter()
     ref = built.frame
     header = {"FIELD": spec.tile.field, "FILTER": spec.science.filter, "NFRAMES": built.nframes,

@@ -107,6 +107,7 @@ class CoarsePixelMap:
             # Far outside any image, so positions there read as "outside the source".
             xs[bad] = -1e6
             ys[bad] = -1e6
+        self._cols = None
         self._bad_coarse = ndimage.binary_dilation(bad, iterations=2) if bad.any() else None
         #: (ymin, ymax, xmin, xmax) of the source positions at the exact coarse points
         self.src_range = (float(ys[~bad].min()), float(ys[~bad].max()),
@@ -148,10 +149,14 @@ class CoarsePixelMap:
             ysrc = np.array(_linear_grid(self._yc, self._xc, ys_c, yv, xv))
             xsrc = np.array(_linear_grid(self._yc, self._xc, xs_c, yv, xv))
         else:
-            by = BSpline.design_matrix(yv, self._knots[0], self._k[0]).toarray()
-            bx = BSpline.design_matrix(xv, self._knots[1], self._k[1]).toarray()
-            ysrc = by @ (self._coeffs[0] @ bx.T)
-            xsrc = by @ (self._coeffs[1] @ bx.T)
+            # The column factor is the same for every block of rows over the same columns:
+            # computed once. The row design matrix stays sparse (k + 1 non-zeros per row).
+            if self._cols is None or self._cols[0] != (x0, x1):
+                bx = BSpline.design_matrix(xv, self._knots[1], self._k[1]).toarray()
+                self._cols = ((x0, x1), self._coeffs[0] @ bx.T, self._coeffs[1] @ bx.T)
+            by = BSpline.design_matrix(yv, self._knots[0], self._k[0]).tocsr()
+            ysrc = np.asarray(by @ self._cols[1])
+            xsrc = np.asarray(by @ self._cols[2])
         if self._bad_coarse is not None:
             iy = np.clip(np.searchsorted(self._yc, yv), 0, len(self._yc) - 1)
             ix = np.clip(np.searchsorted(self._xc, xv), 0, len(self._xc) - 1)
