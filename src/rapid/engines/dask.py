@@ -22,6 +22,7 @@ from typing import Any
 
 from rapid.engines import dask_task
 from rapid.engines.base import EngineJob, EngineState, Submission
+from rapid.engines.local import pid_alive
 
 # How long ``submit`` waits for the scheduler to acknowledge new tasks, so that a poll right after
 # a submit never mistakes a task still in flight for a lost one.
@@ -42,16 +43,6 @@ def _scheduler_tasks(keys: list[str], dask_scheduler: Any = None) -> dict[str, t
 
 def _utc(ts: float | None) -> datetime | None:
     return None if ts is None else datetime.fromtimestamp(ts, tz=timezone.utc)
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class DaskEngine:
@@ -210,7 +201,7 @@ class DaskEngine:
         if cancelled:
             return EngineJob(job_id, EngineState.FAILED, started=started, reason="cancelled")
         if running and record.get("host") == socket.gethostname() and \
-                _pid_alive(int(record["pid"])):
+                pid_alive(int(record["pid"])):
             # The task is gone (its worker died) but the job's process runs on here.
             return EngineJob(job_id, EngineState.RUNNING, started=started)
         return EngineJob(job_id, EngineState.FAILED, started=started,

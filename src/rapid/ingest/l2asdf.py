@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from rapid.ingest.filters import canonical_filter
-from rapid.ingest.l2fits import SIP_KEY, L2Error, L2Header
+from rapid.ingest.l2fits import SIP_KEY, L2Error, L2Header, wcs_columns
 
 SIP_ERROR_KEY = "SIPERR"  # max |GWCS - TAN-SIP| in pixels, in the l2files sip dict
 
@@ -65,15 +65,7 @@ def read_l2_asdf_header(path: str | Path, *, max_sip_error: float = 0.01) -> L2H
     ra = np.mod(ra, 360.0)
 
     header, wcs = facts.sip.header, facts.sip.wcs
-    cd = wcs.wcs.cd if wcs.wcs.has_cd() else wcs.pixel_scale_matrix
-    wcs_fields = {
-        "crval1": float(wcs.wcs.crval[0]), "crval2": float(wcs.wcs.crval[1]),
-        "crpix1": float(wcs.wcs.crpix[0]), "crpix2": float(wcs.wcs.crpix[1]),
-        "cd1_1": float(cd[0, 0]), "cd1_2": float(cd[0, 1]),
-        "cd2_1": float(cd[1, 0]), "cd2_2": float(cd[1, 1]),
-        "ctype1": str(header.get("CTYPE1", wcs.wcs.ctype[0])),
-        "ctype2": str(header.get("CTYPE2", wcs.wcs.ctype[1])),
-    }
+    wcs_fields = wcs_columns(wcs, header)
     sip = {key: float(header[key]) for key in header if SIP_KEY.match(key)}
     sip[SIP_ERROR_KEY] = float(facts.sip.max_error_pix)
     return L2Header(

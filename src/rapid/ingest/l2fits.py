@@ -78,6 +78,19 @@ def _sca(header: fits.Header) -> int:
     raise L2Error("missing SCA")
 
 
+def wcs_columns(wcs: WCS, header) -> dict:  # noqa: ANN001
+    """The l2files WCS columns (CRVAL, CRPIX, CD, CTYPE) of a celestial WCS and its header."""
+    cd = wcs.wcs.cd if wcs.wcs.has_cd() else wcs.pixel_scale_matrix
+    return {
+        "crval1": float(wcs.wcs.crval[0]), "crval2": float(wcs.wcs.crval[1]),
+        "crpix1": float(wcs.wcs.crpix[0]), "crpix2": float(wcs.wcs.crpix[1]),
+        "cd1_1": float(cd[0, 0]), "cd1_2": float(cd[0, 1]),
+        "cd2_1": float(cd[1, 0]), "cd2_2": float(cd[1, 1]),
+        "ctype1": str(header.get("CTYPE1", wcs.wcs.ctype[0])),
+        "ctype2": str(header.get("CTYPE2", wcs.wcs.ctype[1])),
+    }
+
+
 def find_psf_file(image: Path, name: str, filt: str) -> str | None:
     """The PSF file a PSFFILE keyword names: relative to the image's folder, else in a ``psfs``
     folder (or its filter sub-folder) beside the image or up to three levels above it."""
@@ -153,15 +166,7 @@ def read_l2_header(path: str | Path) -> L2Header:
     if not (np.all(np.isfinite(ra)) and np.all(np.isfinite(dec))):
         raise L2Error("WCS gives no sky position for the image corners")
     ra = np.mod(ra, 360.0)
-    cd = wcs.wcs.cd if wcs.wcs.has_cd() else wcs.pixel_scale_matrix
-    wcs_fields = {
-        "crval1": float(wcs.wcs.crval[0]), "crval2": float(wcs.wcs.crval[1]),
-        "crpix1": float(wcs.wcs.crpix[0]), "crpix2": float(wcs.wcs.crpix[1]),
-        "cd1_1": float(cd[0, 0]), "cd1_2": float(cd[0, 1]),
-        "cd2_1": float(cd[1, 0]), "cd2_2": float(cd[1, 1]),
-        "ctype1": str(header.get("CTYPE1", wcs.wcs.ctype[0])),
-        "ctype2": str(header.get("CTYPE2", wcs.wcs.ctype[1])),
-    }
+    wcs_fields = wcs_columns(wcs, header)
     sip = {key: header[key] for key in header if SIP_KEY.match(key)}
     psffile = find_psf_file(path, str(header["PSFFILE"]).strip(), filt) \
         if header.get("PSFFILE") else None
