@@ -2,6 +2,11 @@
 
 Registration trusts only the manifest a job wrote last, and checks that every product it lists is
 in the store with the listed size before anything is registered.
+
+A job adopted by the operator without an engine job id (:data:`UNRECORDED`, see
+:mod:`rapid.ops.wait`) cannot be asked about: no engine is polled for it, and it is followed by its
+manifest alone. Until its manifest appears it counts as pending, for ``operator.run_timeout_seconds``
+from its adoption; then it is closed as timed out (exit 72).
 """
 
 from __future__ import annotations
@@ -9,6 +14,7 @@ from __future__ import annotations
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any
 
 from pydantic import ValidationError
@@ -24,6 +30,9 @@ from rapid.ops.times import procdate_as_date
 
 UNFINISHED = ("submitted", "running")
 READERS = 8  # manifests read at once
+# Engine job id of a job found submitted after all whose engine id was never recorded (the
+# launcher stopped between submitting it and recording that).
+UNRECORDED = "unrecorded"
 
 log = logging.getLogger("rapid.ops")
 
@@ -65,10 +74,47 @@ def read_manifest(uri: str) -> tuple[Manifest | None, str]:
     return manifest, ""
 
 
-def _look(ctx: OpsContext, procdate: str, job: Any, ej: EngineJob) -> Finished | None:
-    """What to close ``job`` with; None when the store cannot be reached now."""
+def poll_engine(ctx: OpsContext, jobs: list) -> dict[str, EngineJob]:
+    """What the engine says of ``jobs``, by engine job id.
+
+    Jobs adopted without an engine job id are not sent to the engine (no engine knows the id); they
+    are reported UNKNOWN under :data:`UNRECORDED`.
+    """
+    ids = [job.engine_job_id for job in jobs if job.engine_job_id != UNRECORDED]
+    states = ctx.engine.poll(ids) if ids else {}
+    if len(ids) < len(jobs):
+        states[UNRECORDED] = EngineJob(UNRECORDED, EngineState.UNKNOWN,
+                                       reason="engine job id never recorded")
+    return states
+
+
+def adopted_overdue(ctx: OpsContext, job: Any, now: datetime) -> bool:
+    """Whether an adopted job (engine id :data:`UNRECORDED`) ran out of time for its manifest.
+
+    Counted against ``operator.run_timeout_seconds`` from its adoption (its ``submitted`` time, on
+    the operator's clock, never before its launch) rather than from its launch: an operator
+    restarted long after the launch must not close a job that is still running, since it cannot
+    cancel it and a relaunch would run beside it.
+    """
+    since = job.submitted or job.launched
+    return since is None or \
+        (now - since).total_seconds() > ctx.settings.operator.run_timeout_seconds
+
+
+def _look(ctx: OpsContext, procdate: str, job: Any, ej: EngineJob,
+          now: datetime) -> Finished | None:
+    """What to close ``job`` with; None when the store cannot be reached now, or when an adopted
+    job has not written its manifest yet and still has time to."""
+    uri = ctx.layout.manifest_uri(procdate, job.jid)
     try:
-        manifest, problem = read_manifest(ctx.layout.manifest_uri(procdate, job.jid))
+        if job.engine_job_id == UNRECORDED and not store.exists(uri):
+            if not adopted_overdue(ctx, job, now):
+                return None
+            limit = ctx.settings.operator.run_timeout_seconds
+            return Finished(job, ej, None, f"timed out: adopted without an engine job id, no "
+                                           f"manifest {limit:.0f} s after it was adopted",
+                            exitcodes.TIMED_OUT)
+        manifest, problem = read_manifest(uri)
     except store.StoreError as exc:
         log.warning("job %s: storage unavailable, left for the next registration: %s",
                     job.jid, exc)
@@ -98,15 +144,17 @@ def finished_jobs(ctx: OpsContext, procdate: str, ppid: int) -> tuple[list[Finis
     Returns
     -------
     tuple of (list of Finished, int)
-        The finished jobs (ordered by jid) and the number still queued or running, or whose
-        manifest could not be read because the store is unavailable.
+        The finished jobs (ordered by jid) and the number still queued or running (adopted jobs
+        without a manifest yet included), or whose manifest could not be read because the store
+        is unavailable.
     """
     pdate = procdate_as_date(procdate)
     jobs = in_transaction(ctx.db, lambda conn: dbops.jobs_for_procdate(
         conn, pdate, ppid=ppid, states=UNFINISHED))
     if not jobs:
         return [], 0
-    states = ctx.engine.poll([job.engine_job_id for job in jobs])
+    states = poll_engine(ctx, jobs)
+    now = datetime.now(timezone.utc)
     done: list[tuple[Any, EngineJob]] = []
     started: list[tuple[int, Any]] = []
     pending = 0
@@ -121,10 +169,11 @@ def finished_jobs(ctx: OpsContext, procdate: str, ppid: int) -> tuple[list[Finis
     if started:
         in_transaction(ctx.db, lambda conn: bulk.mark_running_many(conn, started))
     if len(done) < 2 * READERS:
-        looked = [_look(ctx, procdate, job, ej) for job, ej in done]
+        looked = [_look(ctx, procdate, job, ej, now) for job, ej in done]
     else:
         with ThreadPoolExecutor(max_workers=READERS) as pool:
-            looked = list(pool.map(lambda pair: _look(ctx, procdate, *pair), done))
+            looked = list(pool.map(lambda pair: _look(ctx, procdate, *pair, now), done))
     finished = [item for item in looked if item is not None]
-    # Jobs whose manifest could not be looked at stay open and count as pending.
+    # Jobs whose manifest could not be looked at, or adopted jobs still running, stay open and
+    # count as pending.
     return finished, pending + len(looked) - len(finished)

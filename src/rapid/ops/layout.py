@@ -3,6 +3,17 @@
 - job specs:  ``<store>/<pipeline root>/<procdate>/jid<jid>.json``
 - products:   ``<store>/<product root>/<procdate>/jid<jid>/`` (the manifest last, ``manifest.json``)
 - logs:       ``<store>/<log root>/<procdate>/jid<jid>.log``
+
+Two more objects make the start handshake between a job and an operator that finds its row left
+"open" (see :mod:`rapid.ops.wait`):
+
+- started marker: ``<product prefix>/started.json``, written by the job before it does any work;
+- withdrawn tombstone: ``<spec URI>.withdrawn``, written by the operator; a job that finds it does
+  no work.
+
+The job knows only its spec URI and the product prefix its spec names, so both are derived from
+those (:func:`started_uri_for`, :func:`withdrawn_uri_for`); :class:`Layout` derives the same names
+from a procdate and jid.
 """
 
 from __future__ import annotations
@@ -13,6 +24,18 @@ from rapid import store
 from rapid.config import Settings
 
 MANIFEST_NAME = "manifest.json"
+STARTED_NAME = "started.json"
+WITHDRAWN_SUFFIX = ".withdrawn"
+
+
+def started_uri_for(product_prefix: str) -> str:
+    """URI of the "started" marker of the job whose products go under ``product_prefix``."""
+    return store.join(product_prefix, STARTED_NAME)
+
+
+def withdrawn_uri_for(spec_uri: str) -> str:
+    """URI of the tombstone that withdraws the job whose spec is at ``spec_uri``."""
+    return spec_uri + WITHDRAWN_SUFFIX
 
 
 @dataclass(frozen=True)
@@ -35,6 +58,12 @@ class Layout:
 
     def manifest_uri(self, procdate: str, jid: int) -> str:
         return store.join(self.product_prefix(procdate, jid), MANIFEST_NAME)
+
+    def started_uri(self, procdate: str, jid: int) -> str:
+        return started_uri_for(self.product_prefix(procdate, jid))
+
+    def withdrawn_uri(self, procdate: str, jid: int) -> str:
+        return withdrawn_uri_for(self.spec_uri(procdate, jid))
 
     def log_uri(self, procdate: str, jid: int) -> str:
         return store.join(self.base, self.log_root, procdate, f"jid{jid}.log")

@@ -16,6 +16,7 @@ measured ``scorrstd``.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -134,13 +135,16 @@ def _variance(frame: Frame, rms: np.ndarray) -> np.ndarray:
     return np.where(np.isfinite(var), var, 0.0).astype(np.float32)
 
 
-def _grow_mask(bad: np.ndarray, snr: np.ndarray, *, grow: int, bright_snr: float,
-               fwhm: float) -> np.ndarray:
+def _grow_mask(bad: np.ndarray, snr_at: Callable[[np.ndarray], np.ndarray], *, grow: int,
+               bright_snr: float, fwhm: float) -> np.ndarray:
     """Grow masked areas by ``grow`` pixels, and those bordered by bright pixels further.
 
     A masked area whose rim reaches S/N >= ``bright_snr`` is a saturated star core or lies on
     a bright star: small PSF or flux-scale mismatches leave residuals in its wings, so it is
-    grown by ``fwhm * log10(rim S/N)`` pixels more.
+    grown by ``fwhm * log10(rim S/N)`` pixels more. ``snr_at(where)`` gives the S/N of the
+    pixels selected by the boolean map ``where`` (only rim pixels are ever asked for). Each
+    bright area is grown inside its own bounding box, so the cost follows the number of bright
+    areas, not the image size.
     """
     out = ndimage.binary_dilation(bad, iterations=grow) if grow else bad.copy()
     if not bad.any() or not np.isfinite(bright_snr):
@@ -148,14 +152,24 @@ def _grow_mask(bad: np.ndarray, snr: np.ndarray, *, grow: int, bright_snr: float
     region = ndimage.binary_dilation(bad)
     labels, n = ndimage.label(region)
     rim = region & ~bad
-    peak = ndimage.maximum(np.where(rim, snr, 0.0), labels, index=np.arange(1, n + 1))
-    radius = np.where(np.asarray(peak) >= bright_snr,
-                      np.ceil(fwhm * np.log10(np.maximum(peak, 1.0))), 0).astype(int)
-    for r in np.unique(radius[radius > 0]):
-        sel = np.isin(labels, np.flatnonzero(radius == r) + 1) & bad
-        yy, xx = np.mgrid[-r:r + 1, -r:r + 1]
+    del region
+    peak = np.zeros(n + 1)
+    np.maximum.at(peak, labels[rim], np.nan_to_num(snr_at(rim)))
+    radius = np.where(peak >= bright_snr, np.ceil(fwhm * np.log10(np.maximum(peak, 1.0))),
+                      0).astype(int)
+    radius[0] = 0  # the background label
+    boxes = ndimage.find_objects(labels)
+    ny, nx = bad.shape
+    for lab in np.flatnonzero(radius):
+        r = int(radius[lab])
+        ys, xs = boxes[lab - 1]
+        reach = r + grow + 1
+        y0, y1 = max(ys.start - reach, 0), min(ys.stop + reach, ny)
+        x0, x1 = max(xs.start - reach, 0), min(xs.stop + reach, nx)
+        sel = (labels[y0:y1, x0:x1] == lab) & bad[y0:y1, x0:x1]
         base = ndimage.binary_dilation(sel, iterations=grow) if grow else sel
-        out |= ndimage.binary_dilation(base, structure=(xx**2 + yy**2) <= r * r)
+        yy, xx = np.mgrid[-r:r + 1, -r:r + 1]
+        out[y0:y1, x0:x1] |= ndimage.binary_dilation(base, structure=(xx**2 + yy**2) <= r * r)
     return out
 
 
@@ -275,12 +289,16 @@ def difference_images(sci: Frame, ref: Frame, *,
         scale = zr.flux_scale()
         noise = DifferenceNoise(kernel_n=zr.kernel_n * scale, kernel_r=zr.kernel_r * scale,
                                 var_n=var_n, var_r=var_r)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            snr = np.fmax(np.nan_to_num(sci_b.data / np.sqrt(var_n)),
-                          np.nan_to_num(ref_b.data * gm.flux_ratio / np.sqrt(var_n + 1e-30)))
-        mask = _grow_mask(bad, snr, grow=cfg.mask_grow, bright_snr=cfg.bright_mask_snr,
+
+        def snr_at(where: np.ndarray) -> np.ndarray:
+            """S/N of the brighter of science and scaled reference at the ``where`` pixels."""
+            sigma = np.sqrt(var_n[where] + 1e-30)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                return np.fmax(np.nan_to_num(sci_b.data[where] / sigma),
+                               np.nan_to_num(ref_b.data[where] * gm.flux_ratio / sigma))
+
+        mask = _grow_mask(bad, snr_at, grow=cfg.mask_grow, bright_snr=cfg.bright_mask_snr,
                           fwhm=max(fit_psf_fwhm(psf_n), fit_psf_fwhm(psf_r)))
-        del snr
         D = (zr.D * np.float32(scale)).astype(np.float32)
         D_unc = (np.sqrt(zr.D_var) * np.float32(scale)).astype(np.float32)
         D[mask] = np.nan

@@ -175,10 +175,12 @@ def zogy(
 
     def padded(img: np.ndarray | None, default: float) -> object:
         out = np.zeros(shape, dtype=np.float32)
+        view = out[:ny, :nx]
         if img is None:
-            out[:ny, :nx] = default
+            view[...] = default
         else:
-            out[:ny, :nx] = np.where(np.isfinite(img), img, 0.0)
+            view[...] = img
+            view[~np.isfinite(view)] = 0.0
         return xp.asarray(out)
 
     def crop(a) -> np.ndarray:
@@ -198,8 +200,8 @@ def zogy(
     # D and its variance
     N_hat = rfft2(padded(N, 0.0))
     R_hat = rfft2(padded(R, 0.0))
-    dn_hat = (Fr * Pr_hat / sqrt_den).astype(xp.complex64)
-    dr_hat = (Fn * Pn_hat / sqrt_den).astype(xp.complex64)
+    dn_hat = (Fr * Pr_hat / sqrt_den).astype(xp.complex64, copy=False)
+    dr_hat = (Fn * Pn_hat / sqrt_den).astype(xp.complex64, copy=False)
     D = crop(irfft2(dn_hat * N_hat - dr_hat * R_hat, shape))
     Vn_hat = rfft2(padded(var_n, sn**2))
     Vr_hat = rfft2(padded(var_r, sr**2))
@@ -219,7 +221,7 @@ def zogy(
         k = irfft2(kernel_hat, shape)
         if name:  # the D kernels' stamps come from the same inverse transform
             stamps[name] = stamp(k, kernel_size)
-        return rfft2((k * k).astype(xp.float32))
+        return rfft2((k * k).astype(xp.float32, copy=False))
 
     def var_through(kernel_a, V_a, kernel_b, V_b, names=(None, None)):
         """Variance of a * N - b * R: both kernels squared, one inverse transform."""
@@ -236,8 +238,8 @@ def zogy(
     del Pd_hat
 
     # S and Scorr
-    kn_hat = (Fn * Fr**2 * xp.conj(Pn_hat) * absPr2 / den).astype(xp.complex64)
-    kr_hat = (Fr * Fn**2 * xp.conj(Pr_hat) * absPn2 / den).astype(xp.complex64)
+    kn_hat = (Fn * Fr**2 * xp.conj(Pn_hat) * absPr2 / den).astype(xp.complex64, copy=False)
+    kr_hat = (Fr * Fn**2 * xp.conj(Pr_hat) * absPn2 / den).astype(xp.complex64, copy=False)
     Sn_hat = kn_hat * N_hat
     Sr_hat = kr_hat * R_hat
     del N_hat, R_hat
