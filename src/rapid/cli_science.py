@@ -28,11 +28,18 @@ def evaluate(ctx: typer.Context,
              procdate: Optional[str] = typer.Option(None, help="Processing date YYYYMMDD of the "
                                                               "science jobs (default: all)."),
              as_json: bool = typer.Option(False, "--json", help="Print JSON."),
-             plots: Optional[Path] = typer.Option(None, help="Folder for PNG plots."),
+             plots: Optional[Path] = typer.Option(None, help="Folder for PNG plots: "
+                                                  "completeness vs the difference-image S/N "
+                                                  "and vs magnitude, false positives."),
              radius: float = typer.Option(2.0, help="Matching radius, pixels."),
              ) -> None:
     """Measure registered candidates against a simulator's truth: completeness, false positives,
-    photometric pulls, astrometry and the figure of merit, per filter and overall."""
+    photometric pulls, astrometry and the figure of merit, per filter and overall. Completeness
+    is measured against the difference-image S/N: the true flux change over the
+    uncertainty of an optimal PSF fit in the registered difference image (from its diffimage_unc
+    and diffpsf products), reference noise included. Transients whose PSF core lies on a masked
+    area are left out of it and counted. Completeness against the simulator's exposure S/N
+    (snr_expected, noiseless reference) is reported beside it under exposure_snr."""
     from rapid.evaluation.evaluate import evaluate_registered
 
     if not truth.exists():
@@ -55,9 +62,13 @@ def evaluate(ctx: typer.Context,
         return
     for name, s in [("overall", summary["overall"]), *summary["filters"].items()]:
         fom = s["fom"]
+        exp = s["exposure_snr"]
         out.print(f"{name}: {s['images']} images, {s['objects']} objects, {s['found']} found; "
-                  f"completeness S/N>=10 {_pct(s['completeness_snr10'])}, S/N 5-7 "
-                  f"{_pct(s['completeness_snr5'])}; false positives/image "
+                  f"completeness vs difference-image S/N: >=10 {_pct(s['completeness_snr10'])}, "
+                  f"5-7 {_pct(s['completeness_snr5'])} ({s['masked']} on masked areas left "
+                  f"out); completeness vs exposure S/N (noiseless reference): >=10 "
+                  f"{_pct(exp['completeness_snr10'])}, 5-7 {_pct(exp['completeness_snr5'])}; "
+                  f"false positives/image "
                   f"{_num(s['fp_per_image'])}; pull median {_num(s['pull_median'])} robust std "
                   f"{_num(s['pull_robust_std'])}; astrometry rms "
                   f"{_num(s['astrometry_rms_arcsec'], '.3f')}\"; FoM {_num(fom['fom'])} "

@@ -61,7 +61,7 @@ class ScienceSettings:
     reference_min_frames: int = 3
     reference_max_frames: int = 25
     detection_threshold: float = 5.0  # Scorr sigma
-    detection_minarea: int = 5
+    detection_minarea: int = 2  # connected Scorr pixels; see rapid.science.config.DetectConfig
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,8 @@ def test_plots_are_png_files(tmp_path):
     diff = 10 ** rng.uniform(0, 2, n)
     truth = {"filename": np.array(["a.fits"] * n), "kind": np.array(["transient"] * n),
              "x": x, "y": y, "flux": diff, "diff_flux": diff, "mag": 26 - 2.5 * np.log10(diff),
-             "snr_expected": diff / 3}
+             "snr_expected": diff / 3, "snr_diff": np.where(diff > 90, np.nan, 0.875 * diff / 3),
+             "masked": diff > 90}
     seen = diff > 10
     cat = {"x": x[seen] + 0.1, "y": y[seen], "sign": np.ones(seen.sum(), int),
            "flux": diff[seen], "flux_err": np.full(seen.sum(), 3.0),

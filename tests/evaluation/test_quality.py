@@ -55,9 +55,12 @@ def test_signs_false_positives_and_pulls():
     assert m.cands["false"].tolist() == [False, False, False, True, False]
     s = summarize(m)["overall"]
     assert s["fp_per_image"] == 1.0
-    assert s["completeness_snr10"] == 1.0
-    assert s["completeness_snr5"] == 1.0  # the S/N 6 one; S/N 8 lies in 7..10
-    assert s["completeness_snr5_up"] == pytest.approx(2 / 3)
+    # without a difference-image S/N, only the exposure-S/N figures exist
+    assert s["completeness_snr10"] is None and s["snr_diff_unknown"] == 3
+    e = s["exposure_snr"]
+    assert e["completeness_snr10"] == 1.0
+    assert e["completeness_snr5"] == 1.0  # the S/N 6 one; S/N 8 lies in 7..10
+    assert e["completeness_snr5_up"] == pytest.approx(2 / 3)
     # pulls: (110 - 100) / 10 = 1; fading: (-33 - -30) / 6 = -0.5
     assert sorted(((m.truth["flux"] - m.truth["diff_flux"]) / m.truth["flux_err"])[
         m.truth["found"]].tolist()) == pytest.approx([-0.5, 1.0])
@@ -109,3 +112,47 @@ def test_match_catalogs_rejects_a_truth_table_without_columns():
         match_catalogs({"filename": np.array([]), "kind": np.array([]), "x": np.array([]),
                         "y": np.array([]), "flux": np.array([]), "mag": np.array([]),
                         "snr_expected": np.array([])}, [])
+
+
+def test_completeness_is_measured_against_the_difference_image_snr():
+    truth = _truth([
+        _row("a.fits", "transient", 10, 10, 100.0, 11.0),  # found; S/N in D 9.6: 7..10
+        _row("a.fits", "transient", 50, 50, 40.0, 8.0),    # missed; S/N in D 6.0: 5..7
+        _row("a.fits", "transient", 80, 80, 60.0, 6.5),    # found; S/N in D 5.7: 5..7
+        _row("a.fits", "transient", 20, 90, 50.0, 30.0),   # missed, on a masked area
+        _row("a.fits", "transient", 90, 20, 90.0, 25.0),   # found; S/N in D 21
+    ])
+    truth["snr_diff"] = np.array([9.6, 6.0, 5.7, np.nan, 21.0])
+    truth["masked"] = np.array([False, False, False, True, False])
+    cat = _cat([10.2, 80.0, 90.1], [10.0, 80.3, 20.0], [1, 1, 1], [100.0, 60.0, 90.0],
+               [10.0, 10.0, 4.0], [10.0, 6.0, 22.0])
+    m = match_catalogs(truth, [("a.fits", "H158", cat)])
+    assert m.truth["found"].tolist() == [True, False, True, False, True]
+    assert m.truth["masked"].tolist() == [False, False, False, True, False]
+    s = summarize(m)["overall"]
+    assert s["snr"] == "difference-image S/N"
+    assert s["masked"] == 1 and s["snr_diff_unknown"] == 0
+    assert s["completeness_snr10"] == 1.0  # only the S/N 21 one; the masked one is left out
+    assert s["completeness_snr5"] == 0.5  # 5.7 found, 6.0 missed
+    assert s["completeness_snr5_up"] == 0.75
+    by_bin = {b["snr_lo"]: (b["n"], b["completeness"]) for b in s["completeness_vs_snr"]}
+    assert by_bin[5.0] == (2, 0.5) and by_bin[7.0] == (1, 1.0) and by_bin[20.0] == (1, 1.0)
+    assert sum(b["n"] for b in s["completeness_vs_snr"]) == 4
+    # against the exposure S/N every object counts, the masked miss included
+    e = s["exposure_snr"]
+    assert e["snr"] == "exposure S/N (noiseless reference)"
+    assert e["completeness_snr10"] == pytest.approx(2 / 3)
+    assert e["completeness_snr5"] == 1.0
+    assert s["snr_diff_over_expected_median"] == pytest.approx(np.median(
+        [9.6 / 11, 6.0 / 8, 5.7 / 6.5, 21 / 25]))
+    # the figure of merit does not depend on which S/N is used
+    plain = {k: v for k, v in truth.items() if k not in ("snr_diff", "masked")}
+    assert summarize(match_catalogs(plain, [("a.fits", "H158", cat)]))["overall"]["fom"] == \
+        s["fom"]
+
+
+def test_match_catalogs_rejects_a_misshapen_snr_diff():
+    truth = _truth([_row("a.fits", "transient", 10, 10, 100.0, 11.0)])
+    truth["snr_diff"] = np.array([1.0, 2.0])
+    with pytest.raises(ValueError, match="snr_diff"):
+        match_catalogs(truth, [])

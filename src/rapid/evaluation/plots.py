@@ -13,6 +13,9 @@ from rapid.evaluation.quality import Matched
 def write_plots(matched: Matched, out_dir: str | Path) -> list[Path]:
     """Write completeness_snr.png, completeness_mag.png and false_positives.png.
 
+    completeness_snr.png shows completeness against the difference-image S/N (``snr_diff``,
+    see :mod:`rapid.evaluation.diffsnr`); objects without one (masked) are left out.
+
     Parameters
     ----------
     matched : Matched
@@ -40,14 +43,14 @@ def write_plots(matched: Matched, out_dir: str | Path) -> list[Path]:
     fig, ax = plt.subplots(figsize=(6, 4))
     edges = np.array([0, 2, 3, 4, 5, 6, 7, 8, 10, 12, 15, 20, 30, 50, 100])
     for f in filters:
-        sel = t["filter"] == f
-        counts, _ = np.histogram(t["snr_expected"][sel], edges)
-        hits, _ = np.histogram(t["snr_expected"][sel & t["found"]], edges)
+        sel = (t["filter"] == f) & np.isfinite(t["snr_diff"])
+        counts, _ = np.histogram(t["snr_diff"][sel], edges)
+        hits, _ = np.histogram(t["snr_diff"][sel & t["found"]], edges)
         with np.errstate(invalid="ignore"):
             ax.step(edges[:-1], hits / np.maximum(counts, 1), where="post", label=f)
     ax.axvline(5, ls=":", c="gray")
     ax.axvline(10, ls=":", c="gray")
-    ax.set(xscale="log", xlabel="expected S/N", ylabel="completeness", ylim=(0, 1.05))
+    ax.set(xscale="log", xlabel="difference-image S/N", ylabel="completeness", ylim=(0, 1.05))
     ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.legend()
     written.append(out / "completeness_snr.png")

@@ -12,6 +12,15 @@ true ``diff_flux`` (both in the science image's units, DN/s): the pull is
 ``(sign * flux - diff_flux) / flux_err`` and the relative error ``(sign * flux - diff_flux) /
 |diff_flux|``. Magnitudes are those of the flux change, ``zp - 2.5 log10 |diff_flux|``, with the
 image's zero point taken from the truth table (``mag + 2.5 log10 flux``).
+
+Completeness is reported against two S/N figures. The *difference-image S/N* (``snr_diff``) is
+the true flux change over the uncertainty of an optimal PSF fit in the difference image,
+computed from the registered image's own D_unc and PSF (:mod:`rapid.evaluation.diffsnr`); it
+is what a detector on D can reach, reference noise included. Objects whose PSF core lies on a
+masked area have none; they are left out of these figures and counted (``masked``). The
+*exposure S/N* (``snr_expected``, the simulator's) is that of the science exposure against a
+noiseless reference; it overstates the S/N in D, by a factor of about 1 / 0.875 for a
+3-frame reference, and is kept under ``exposure_snr`` for comparison.
 """
 
 from __future__ import annotations
@@ -33,9 +42,11 @@ class Matched:
     Attributes
     ----------
     truth : dict of ndarray
-        One entry per truth object to find: image (index), filter, snr_expected, mag (of the
-        flux change), diff_flux, found (bool), flux (signed measured flux, NaN when not found),
-        flux_err, snr (measured), score (the candidate's |scorr_peak|), distance (pixels).
+        One entry per truth object to find: image (index), filter, snr_expected (exposure
+        S/N), snr_diff (difference-image S/N, NaN when unknown or masked), masked (bool: PSF
+        core on a masked area), mag (of the flux change), diff_flux, found (bool), flux (signed
+        measured flux, NaN when not found), flux_err, snr (measured), score (the candidate's
+        |scorr_peak|), distance (pixels).
     cands : dict of ndarray
         One entry per candidate: image, filter, sign, score, false (bool: matches no truth).
     images : ndarray
@@ -63,7 +74,8 @@ def match_catalogs(truth: dict[str, np.ndarray], catalogs: list[tuple[str, str, 
     ----------
     truth : dict of ndarray
         Truth-table columns (at least filename, kind, x, y, flux, diff_flux, mag,
-        snr_expected).
+        snr_expected), and optionally snr_diff (difference-image S/N, NaN where unknown) and
+        masked (bool), as :func:`rapid.evaluation.evaluate.truth_difference_snr` gives them.
     catalogs : list of (filename, filter, dict of ndarray)
         For each evaluated image: its L2 basename, its filter and its candidate columns
         (x, y zero-based, flux >= 0, flux_err, sign, and optionally snr and scorr_peak).
@@ -94,9 +106,13 @@ def match_catalogs(truth: dict[str, np.ndarray], catalogs: list[tuple[str, str, 
         tmag = np.nanmedian(zp[zp_ok]) if zp_ok.any() else np.nan
         dmag = np.where(zp_ok, zp, tmag) - 2.5 * np.log10(np.abs(tdiff))
     tsnr = np.asarray(truth["snr_expected"], float)
-    T: dict[str, list] = {k: [] for k in ("image", "filter", "snr_expected", "mag", "diff_flux",
-                                          "found", "flux", "flux_err", "snr", "score",
-                                          "distance")}
+    tsnr_diff = np.asarray(truth.get("snr_diff", np.full(len(names), np.nan)), float)
+    tmasked = np.asarray(truth.get("masked", np.zeros(len(names), bool)), bool)
+    if tsnr_diff.shape != names.shape or tmasked.shape != names.shape:
+        raise ValueError("truth columns snr_diff and masked must have one entry per row")
+    T: dict[str, list] = {k: [] for k in ("image", "filter", "snr_expected", "snr_diff",
+                                          "masked", "mag", "diff_flux", "found", "flux",
+                                          "flux_err", "snr", "score", "distance")}
     C: dict[str, list] = {k: [] for k in ("image", "filter", "sign", "score", "false")}
     filters = []
     for k, (name, filt, cat) in enumerate(catalogs):
@@ -140,13 +156,15 @@ def match_catalogs(truth: dict[str, np.ndarray], catalogs: list[tuple[str, str, 
             mdist[part[ok]] = dist[ok]
         T["image"].append(np.full(len(sel), k)); T["filter"].append(np.full(len(sel), filt,
                                                                              dtype=object))
-        T["snr_expected"].append(tsnr[sel]); T["mag"].append(dmag[sel])
+        T["snr_expected"].append(tsnr[sel]); T["snr_diff"].append(tsnr_diff[sel])
+        T["masked"].append(tmasked[sel]); T["mag"].append(dmag[sel])
         T["diff_flux"].append(tdiff[sel]); T["found"].append(found); T["flux"].append(mflux)
         T["flux_err"].append(merr); T["snr"].append(msnr); T["score"].append(mscore)
         T["distance"].append(mdist)
     cat_ = {k: (np.concatenate(v) if v else np.zeros(0)) for k, v in T.items()}
     cc = {k: (np.concatenate(v) if v else np.zeros(0)) for k, v in C.items()}
     cat_["found"] = cat_["found"].astype(bool)
+    cat_["masked"] = cat_["masked"].astype(bool)
     cc["false"] = cc["false"].astype(bool)
     return Matched(truth=cat_, cands=cc, images=np.asarray(filters, dtype=object))
 
@@ -163,24 +181,39 @@ def _robust(values: np.ndarray) -> tuple[float | None, float | None]:
     return med, float(1.4826 * np.median(np.abs(v - med)))
 
 
+def _completeness(found: np.ndarray, snr: np.ndarray) -> dict:
+    """Completeness at S/N >= 10, 5 <= S/N < 7, S/N >= 5 and in SNR_BINS (NaN S/N: left out)."""
+    bins = []
+    for lo, hi in zip(SNR_BINS[:-1], SNR_BINS[1:]):
+        s = (snr >= lo) & (snr < hi)
+        bins.append({"snr_lo": lo, "snr_hi": hi if hi < 1e8 else None, "n": int(s.sum()),
+                     "completeness": _fraction(found[s])})
+    return {"completeness_snr10": _fraction(found[snr >= 10]),
+            "completeness_snr5": _fraction(found[(snr >= 5) & (snr < 7)]),
+            "completeness_snr5_up": _fraction(found[snr >= 5]),
+            "completeness_vs_snr": bins}
+
+
 def _summary(m: Matched, tsel: np.ndarray, csel: np.ndarray, nimages: int, *,
              pixel_scale: float, max_fp_per_image: float) -> dict:
     t = {k: v[tsel] for k, v in m.truth.items()}
-    found, snr_exp = t["found"], t["snr_expected"]
+    found = t["found"]
     out: dict = {"images": nimages, "objects": int(tsel.sum()), "found": int(found.sum()),
                  "candidates": int(csel.sum())}
-    out["completeness_snr10"] = _fraction(found[snr_exp >= 10])
-    out["completeness_snr5"] = _fraction(found[(snr_exp >= 5) & (snr_exp < 7)])
-    out["completeness_snr5_up"] = _fraction(found[snr_exp >= 5])
+    # the difference-image S/N is the headline; objects on masked areas have none
+    out["snr"] = "difference-image S/N"
+    out["masked"] = int(t["masked"].sum())
+    out["snr_diff_unknown"] = int((~t["masked"] & ~np.isfinite(t["snr_diff"])).sum())
+    out.update(_completeness(found, t["snr_diff"]))
+    out["exposure_snr"] = {"snr": "exposure S/N (noiseless reference)",
+                           **_completeness(found, t["snr_expected"])}
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratio = t["snr_diff"] / t["snr_expected"]
+    ratio = ratio[np.isfinite(ratio) & (t["snr_expected"] > 0)]
+    out["snr_diff_over_expected_median"] = float(np.median(ratio)) if ratio.size else None
     nfp = int(m.cands["false"][csel].sum())
     out["false_positives"] = nfp
     out["fp_per_image"] = nfp / nimages if nimages else None
-    bins = []
-    for lo, hi in zip(SNR_BINS[:-1], SNR_BINS[1:]):
-        s = (snr_exp >= lo) & (snr_exp < hi)
-        bins.append({"snr_lo": lo, "snr_hi": hi if hi < 1e8 else None, "n": int(s.sum()),
-                     "completeness": _fraction(found[s])})
-    out["completeness_vs_snr"] = bins
     with np.errstate(divide="ignore", invalid="ignore"):
         pull = (t["flux"] - t["diff_flux"]) / t["flux_err"]
         rel = (t["flux"] - t["diff_flux"]) / np.abs(t["diff_flux"])
@@ -217,10 +250,17 @@ def summarize(m: Matched, *, pixel_scale: float = 0.11, max_fp_per_image: float 
     -------
     dict
         ``{"overall": {...}, "filters": {filter: {...}}}``; each holds images, objects, found,
-        candidates, completeness_snr10 (expected S/N >= 10), completeness_snr5 (5 <= S/N < 7),
-        completeness_snr5_up (S/N >= 5), false_positives, fp_per_image, completeness_vs_snr,
-        pull_median, pull_robust_std, pull_std, flux_bias_median, astrometry_median_px,
-        astrometry_rms_arcsec and fom (see :func:`rapid.evaluation.fom.figure_of_merit`).
+        candidates; snr ("difference-image S/N": what the completeness figures are measured
+        against), masked (objects left out of them: PSF core on a masked area),
+        snr_diff_unknown (objects without a difference-image S/N for another reason, also left
+        out), completeness_snr10 (difference-image S/N >= 10), completeness_snr5
+        (5 <= S/N < 7), completeness_snr5_up (S/N >= 5), completeness_vs_snr (bins of
+        SNR_BINS); exposure_snr (the same four completeness figures against the simulator's
+        exposure S/N with a noiseless reference, ``snr_expected``, all objects counted);
+        snr_diff_over_expected_median; false_positives, fp_per_image, pull_median,
+        pull_robust_std, pull_std, flux_bias_median, astrometry_median_px,
+        astrometry_rms_arcsec and fom (see :func:`rapid.evaluation.fom.figure_of_merit`; it
+        does not depend on either S/N).
     """
     result = {"overall": _summary(m, np.ones(len(m.truth["found"]), bool),
                                   np.ones(len(m.cands["false"]), bool), len(m.images),

@@ -79,7 +79,7 @@ class ScienceSpec(_Record):
     log_uri: str
     reference_zero_point: float = 17.0
     detection_threshold: float = 5.0
-    detection_minarea: int = 5
+    detection_minarea: int = 2
     software_version: str = ""
 
 

@@ -11,8 +11,10 @@ from scipy import ndimage
 
 __all__ = ["fill_bad_pixels", "footprint_touches"]
 
-# Bilinear weight of bad pixels above which a destination pixel is flagged.
-_BAD_THRESHOLD = 1e-3
+#: Bilinear weight of a bad pixel above which a destination pixel is flagged.
+BAD_THRESHOLD = 1e-3
+#: Interpolation orders supported by the resampling: nearest, bilinear, cubic B-spline.
+ORDERS = (0, 1, 3)
 
 
 def fill_bad_pixels(data: np.ndarray, bad: np.ndarray, *, size: int = 5) -> np.ndarray:
@@ -81,12 +83,12 @@ def fill_bad_pixels(data: np.ndarray, bad: np.ndarray, *, size: int = 5) -> np.n
 
 
 def _check_order(order: int) -> int:
-    if order not in (0, 1, 3, 5):
-        raise ValueError(f"order must be 0, 1, 3 or 5, got {order}")
+    if order not in ORDERS:
+        raise ValueError(f"order must be one of {ORDERS}, got {order}")
     return int(order)
 
 
-def _bad_footprint_map(bad: np.ndarray, order: int) -> np.ndarray:
+def bad_footprint_map(bad: np.ndarray, order: int) -> np.ndarray:
     """Bad map grown so that its bilinear footprint equals the footprint of ``order``."""
     if order >= 3:
         # A cubic footprint reaches one pixel further than the bilinear one on each side.
@@ -113,41 +115,25 @@ def _dilate_cross(bad: np.ndarray) -> np.ndarray:
     return out
 
 
-def _near_bad(badmap: np.ndarray) -> np.ndarray:
-    """True at (iy, ix) when any of the 2x2 pixels from (iy, ix) to (iy + 1, ix + 1) is bad."""
-    near = badmap.copy()
-    near[:-1] |= badmap[1:]
-    near[:, :-1] |= near[:, 1:].copy()
-    return near
-
-
-def _touches_bad(badmap: np.ndarray, ys: np.ndarray, xs: np.ndarray, *,
-                 near: np.ndarray | None = None) -> np.ndarray:
+def _touches_bad(badmap: np.ndarray, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
     """True where the bilinear footprint at (ys, xs) gives a bad pixel weight > threshold.
 
     Equivalent to interpolating the bad map bilinearly and thresholding, with integer gathers
-    instead of a float interpolation. With ``near`` (:func:`_near_bad` of ``badmap``) one gather
-    finds the few positions next to a bad pixel and only those take the exact test.
+    instead of a float interpolation (the compiled twin is in :mod:`rapid.science.sampling`).
     """
     ny, nx = badmap.shape
     fy0 = np.floor(ys)
     fx0 = np.floor(xs)
     iy0 = np.clip(fy0.astype(np.intp), 0, ny - 1)
     ix0 = np.clip(fx0.astype(np.intp), 0, nx - 1)
-    if near is not None:
-        hit = np.zeros(np.shape(ys), dtype=bool)
-        cand = np.nonzero(near[iy0, ix0])
-        if len(cand[0]):
-            hit[cand] = _touches_bad(badmap, ys[cand], xs[cand])
-        return hit
     wy = ys - fy0
     wx = xs - fx0
     iy1 = np.minimum(iy0 + 1, ny - 1)
     ix1 = np.minimum(ix0 + 1, nx - 1)
-    use_y1 = wy > _BAD_THRESHOLD
-    use_x1 = wx > _BAD_THRESHOLD
-    use_y0 = wy < 1 - _BAD_THRESHOLD
-    use_x0 = wx < 1 - _BAD_THRESHOLD
+    use_y1 = wy > BAD_THRESHOLD
+    use_x1 = wx > BAD_THRESHOLD
+    use_y0 = wy < 1 - BAD_THRESHOLD
+    use_x0 = wx < 1 - BAD_THRESHOLD
     hit = badmap[iy0, ix0] & use_y0 & use_x0
     hit |= badmap[iy0, ix1] & use_y0 & use_x1
     hit |= badmap[iy1, ix0] & use_y1 & use_x0
@@ -177,4 +163,4 @@ def footprint_touches(bad: np.ndarray, ysrc: np.ndarray, xsrc: np.ndarray, *,
         Boolean map of the shape of ``ysrc``.
     """
     order = _check_order(order)
-    return _touches_bad(_bad_footprint_map(np.asarray(bad, dtype=bool), order), ysrc, xsrc)
+    return _touches_bad(bad_footprint_map(np.asarray(bad, dtype=bool), order), ysrc, xsrc)

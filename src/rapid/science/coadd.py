@@ -4,7 +4,7 @@
 map over the frame's footprint, its background mesh, its photometric scale), and
 :func:`resample_footprint` resamples it once, block of rows by block of rows, so that the frame
 can be dropped before the next one is read.
-:func:`combine_stack` then rejects outliers and averages one block of output rows.
+:func:`rapid.science.stack.combine_stack` then rejects outliers and averages the stack.
 """
 
 from __future__ import annotations
@@ -17,15 +17,15 @@ from scipy import ndimage
 from scipy.interpolate import RectBivariateSpline
 
 from rapid.science.image import Frame
-from rapid.science.badpixels import _bad_footprint_map, _check_order, _near_bad, _touches_bad
+from rapid.science.badpixels import _check_order, bad_footprint_map
 from rapid.science.resample import CoarsePixelMap, fill_bad_pixels
+from rapid.science.sampling import sample_block
 
 __all__ = [
     "MeshBackground",
     "FramePlan",
     "plan_frame",
     "resample_footprint",
-    "combine_stack",
     "nanmedian_sorted",
     "footprint_bbox",
     "shifted_wcs",
@@ -309,143 +309,27 @@ def resample_footprint(plan: FramePlan, *, order: int = 3, rows: int = 256):
     # Not filled: a bad pixel's uncertainty is never read for a kept output pixel, since the
     # nearest source pixel of an output pixel lies in its interpolation footprint.
     unc = np.asarray(unc, dtype=np.float32) * np.float32(plan.scale)
-    badmap = _bad_footprint_map(bad, order) if bad.any() else None
-    near = _near_bad(badmap) if badmap is not None else None
+    badmap = bad_footprint_map(bad, order) if bad.any() else None
     satmap = plan.saturated
     if satmap is not None and not satmap.any():
         satmap = None
     by0, by1, bx0, bx1 = plan.bbox
-    ny, nx = by1 - by0, bx1 - bx0
+    ny = by1 - by0
     for r0 in range(0, ny, int(rows)):
         r1 = min(ny, r0 + int(rows))
         ys, xs = plan.cmap.block(r0, r1)
-        with np.errstate(invalid="ignore"):
-            inside = ((ys >= -_EDGE_TOL) & (ys <= sy - 1 + _EDGE_TOL)
-                      & (xs >= -_EDGE_TOL) & (xs <= sx - 1 + _EDGE_TOL))
-        # Only positions inside the frame are interpolated: a rotated frame fills about half
-        # of its bounding box.
-        idx = np.flatnonzero(inside)
-        ly = ys.ravel()[idx]
-        lx = xs.ravel()[idx]
+        values, sigma, saturated = sample_block(coeffs, ys, xs, order=order, src_shape=(sy, sx),
+                                                edge_tol=_EDGE_TOL, badmap=badmap, unc=unc,
+                                                satmap=satmap)
         del ys, xs
-        coords = np.stack([ly, lx])
-        v = ndimage.map_coordinates(coeffs, coords, order=order, mode="mirror",
-                                    prefilter=False, output=np.float32)
-        del coords
-        # The uncertainty only sets weights: the nearest source pixel's value is as good as an
-        # interpolated one and costs a gather instead of a second interpolation.
-        sigma = unc[np.clip(np.rint(ly).astype(np.intp), 0, sy - 1),
-                    np.clip(np.rint(lx).astype(np.intp), 0, sx - 1)]
         # The weight is the inverse of the frame's own (uninterpolated) variance: resampling
         # lowers the per-pixel variance by a phase-dependent factor (see
         # interpolation_variance_factor) but keeps the variance of sums over a few pixels, which
         # is what photometry on the coadd sees; weighting by the lowered variance would favour
         # frames by their sub-pixel phase and make the coadd's PSF vary from pixel to pixel.
-        var = sigma * sigma
-        valid = var > 0
-        if badmap is not None:
-            valid &= ~_touches_bad(badmap, ly, lx, near=near)
-        values = np.full((r1 - r0, nx), np.nan, dtype=np.float32)
-        weights = np.zeros((r1 - r0, nx), dtype=np.float32)
-        keep = idx[valid]
-        values.ravel()[keep] = v[valid]
-        with np.errstate(divide="ignore"):
-            weights.ravel()[keep] = 1.0 / var[valid]
-        saturated = None
-        if plan.saturated is not None:
-            saturated = np.zeros((r1 - r0, nx), dtype=bool)
-            if satmap is not None:
-                saturated.ravel()[idx] = _touches_bad(satmap, ly, lx)
-        yield r0, values, weights, saturated
-
-
-def combine_stack(values: np.ndarray, weights: np.ndarray, *, clip_sigma: float = 3.0,
-                  interp_tolerance: float = 0.2):
-    """Inverse-variance weighted mean of a stack with per-pixel outlier rejection.
-
-    Each sample k has sigma_k = 1/sqrt(weight_k). With 3 or more samples, a sample is rejected when
-    it deviates from the median by more than ``clip_sigma`` times
-    sqrt(sigma_k² (1 + pi/(2n)) + (interp_tolerance * median)²), the second term allowing for
-    interpolation differences on bright, undersampled stars. With 4 or more samples the test is
-    repeated against the weighted mean of the survivors. With exactly 2 samples the higher one is
-    dropped when they disagree by more than ``clip_sigma`` times their combined sigma (cosmic rays
-    and transients are positive). A single sample is kept.
-
-    Parameters
-    ----------
-    values : ndarray
-        (K, ny, nx) stack, NaN where a frame has no valid sample.
-    weights : ndarray
-        (K, ny, nx) inverse variances, 0 where invalid.
-    clip_sigma : float, optional
-        Rejection threshold in sigma (default 3).
-    interp_tolerance : float, optional
-        Fractional allowance for interpolation differences (default 0.2).
-
-    Returns
-    -------
-    mean, sumw, count, nrejected
-        float32 weighted mean (NaN where nothing survives), float32 sum of surviving weights,
-        int16 number of surviving samples per pixel, and the number of rejected samples.
-    """
-    valid = weights > 0
-    n = valid.sum(axis=0)
-    c2 = np.float32(clip_sigma**2)
-    t2 = np.float32(interp_tolerance**2)
-    vals0 = np.where(valid, values, np.float32(0)).astype(np.float32, copy=False)
-    med = nanmedian_sorted(np.where(valid, values, np.float32(np.nan)), axis=0)
-    # The tests below are written multiplied through by the weight w = 1/sigma²
-    # (|v - m|² > c² (sigma² a + (t m)²)  <=>  |v - m|² w > c² (a + (t m)² w)), so that each is a
-    # few in-place passes over the stack instead of a dozen temporaries.
-    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-        a = np.where(n >= 3, c2 * (1 + np.pi / (2 * np.maximum(n, 1))), np.inf).astype(np.float32)
-        b = np.where(n >= 3, c2 * t2 * med * med, np.inf).astype(np.float32)
-        dev = vals0 - med
-        dev *= dev
-        dev *= weights
-        lim = weights * b
-        lim += a
-        keep = valid & ~(dev > lim)
-        del lim
-        # Two samples: drop the higher when they disagree.
-        pair = n == 2
-        if pair.any():
-            pv = values[:, pair]
-            pvalid = valid[:, pair]
-            psig2 = np.where(pvalid, 1.0 / np.where(pvalid, weights[:, pair], 1), 0)
-            pmed = med[pair]
-            vmax = np.max(np.where(pvalid, pv, -np.inf), axis=0)
-            vmin = np.min(np.where(pvalid, pv, np.inf), axis=0)
-            disagree = (vmax - vmin) ** 2 > clip_sigma**2 * (
-                psig2.sum(axis=0) + (interp_tolerance * pmed) ** 2)
-            drop = pvalid & disagree & (pv == vmax)
-            keep[:, pair] &= ~drop
-        again = n >= 4
-        if again.any():
-            w = np.where(keep, weights, np.float32(0))
-            sumw = w.sum(axis=0)
-            w *= vals0
-            mean = (w.sum(axis=0) / sumw).astype(np.float32)
-            del w
-            np.subtract(vals0, mean, out=dev)
-            dev *= dev
-            dev *= weights
-            lim = weights * (c2 * t2 * mean * mean)
-            lim += c2
-            keep2 = valid & ~(dev > lim)
-            del lim
-            # Only pixels with 4+ samples take the second pass, and it may never empty a pixel
-            # that the first pass kept.
-            use = again & (keep2.any(axis=0) | ~keep.any(axis=0))
-            keep = np.where(use, keep2, keep)
-            del keep2
-    del dev
-    w = np.where(keep, weights, np.float32(0))
-    sumw = w.sum(axis=0, dtype=np.float64)
-    w *= vals0
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean = w.sum(axis=0, dtype=np.float64) / sumw
-    mean = np.where(sumw > 0, mean, np.nan).astype(np.float32)
-    count = keep.sum(axis=0).astype(np.int16)
-    nrejected = int(n.sum() - count.sum(dtype=np.int64))
-    return mean, sumw.astype(np.float32), count, nrejected
+        with np.errstate(divide="ignore", invalid="ignore"):
+            weights = np.where(sigma > 0, 1.0 / (sigma * sigma), np.float32(0))
+        values[weights == 0] = np.nan
+        if plan.saturated is not None and saturated is None:
+            saturated = np.zeros(values.shape, dtype=bool)
+        yield r0, values, weights.astype(np.float32, copy=False), saturated

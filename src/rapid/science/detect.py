@@ -47,7 +47,7 @@ def _brightest_near(img: np.ndarray, bad: np.ndarray, xp: np.ndarray, yp: np.nda
 
 def detect_candidates(
     scorr: np.ndarray, D: np.ndarray, D_unc: np.ndarray | None = None, *,
-    mask: np.ndarray | None = None, threshold: float = 5.0, minarea: int = 5,
+    mask: np.ndarray | None = None, threshold: float = 5.0, minarea: int = 2,
     both_signs: bool = True, edge: int = 8, deblend_nthresh: int = 32,
     deblend_cont: float = 0.005, centroid_sigma: float = 1.0, analysis_fraction: float = 0.5,
 ) -> Table:
@@ -76,7 +76,8 @@ def detect_candidates(
     threshold : float, optional
         Absolute threshold on |Scorr| (5.0).
     minarea : int, optional
-        Fewest connected pixels above threshold (5).
+        Fewest connected pixels above ``analysis_fraction * threshold`` (2, as
+        :class:`rapid.science.config.DetectConfig`; one-pixel objects are never point sources).
     both_signs : bool, optional
         Also detect fading sources on -Scorr (True).
     edge : int, optional

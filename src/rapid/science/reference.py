@@ -35,7 +35,6 @@ from astropy.wcs import WCS
 
 from rapid.science.coadd import (
     FramePlan,
-    combine_stack,
     plan_frame,
     resample_footprint,
     shifted_wcs,
@@ -43,6 +42,7 @@ from rapid.science.coadd import (
 from rapid.science.image import Frame
 from rapid.science.refqa import extract_sources, fwhm_stats, image_stats, source_table
 from rapid.science.psf_transform import local_jacobian, transform_psf
+from rapid.science.stack import combine_stack
 
 __all__ = ["ReferenceImage", "FrameSource", "tile_grid_wcs", "build_reference", "reference_catalog"]
 
@@ -233,7 +233,7 @@ def build_reference(
         10**(0.4 (zero_point - zptmag_i)).
     clip_sigma : float, optional
         Outlier rejection threshold in sigma (default 3.0), see
-        :func:`rapid.science.coadd.combine_stack`.
+        :func:`rapid.science.stack.combine_stack`.
     block_rows : int, optional
         Output rows combined at once (default 128).
     crop : bool, optional

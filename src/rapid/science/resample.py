@@ -19,9 +19,8 @@ from scipy import ndimage
 from scipy.interpolate import BSpline, RectBivariateSpline
 
 from rapid.science.badpixels import (
-    _bad_footprint_map,
     _check_order,
-    _touches_bad,
+    bad_footprint_map,
     fill_bad_pixels,
     footprint_touches,
 )
@@ -32,6 +31,7 @@ from rapid.science.psf_transform import (
     local_jacobian,
     transform_psf,
 )
+from rapid.science.sampling import sample_block
 
 __all__ = [
     "CoarsePixelMap",
@@ -284,32 +284,29 @@ def _resample_with_bad(data, src_wcs, dst_wcs, dst_shape, *, order, step, fill, 
     coeffs = (ndimage.spline_filter(clean, order=order, mode="mirror", output=np.float32)
               if order > 1 else clean.astype(np.float32))
     del clean
-    badmap = _bad_footprint_map(bad, order) if bad.any() else None
-    unc_clean = None
+    badmap = bad_footprint_map(bad, order) if bad.any() else None
+    unc_window = None
     if unc is not None:
-        unc = np.asarray(unc)[wy0:wy1, wx0:wx1]
-        unc_clean = fill_bad_pixels(unc, bad | ~np.isfinite(unc)).astype(np.float32)
+        # Read only where no bad pixel is near (see rapid.science.sampling): only holes in
+        # the uncertainty under good data need filling.
+        unc_window = np.asarray(unc, dtype=np.float32)[wy0:wy1, wx0:wx1]
+        holes = ~np.isfinite(unc_window)
+        if (holes & ~bad).any():
+            unc_window = fill_bad_pixels(unc_window, holes)
 
     out = np.empty((ny, nx), dtype=np.float32)
-    out_bad = np.zeros((ny, nx), dtype=bool)
     out_unc = np.empty((ny, nx), dtype=np.float32) if unc is not None else None
     for y0 in range(0, ny, _BLOCK_ROWS):
         y1 = min(ny, y0 + _BLOCK_ROWS)
         ys, xs = cmap.block(y0, y1)
-        with np.errstate(invalid="ignore"):
-            outside = ~((ys >= -_EDGE_TOL) & (ys <= sy - 1 + _EDGE_TOL)
-                        & (xs >= -_EDGE_TOL) & (xs <= sx - 1 + _EDGE_TOL))
-        ys = np.where(outside, 0.0, ys - wy0)
-        xs = np.where(outside, 0.0, xs - wx0)
-        coords = np.stack([ys, xs])
-        out[y0:y1] = ndimage.map_coordinates(coeffs, coords, order=order, mode="mirror",
-                                             prefilter=False, output=np.float32)
-        if badmap is not None:
-            outside |= _touches_bad(badmap, ys, xs)
+        values, sigma, _ = sample_block(coeffs, ys, xs, order=order, src_shape=(sy, sx),
+                                        origin=(wy0, wx0), edge_tol=_EDGE_TOL, badmap=badmap,
+                                        unc=unc_window)
+        out[y0:y1] = values
         if out_unc is not None:
-            out_unc[y0:y1] = ndimage.map_coordinates(unc_clean, coords, order=1, mode="nearest")
-        out_bad[y0:y1] = outside
-        del ys, xs, coords
+            out_unc[y0:y1] = sigma
+        del ys, xs, values, sigma
+    out_bad = np.isnan(out)
     out[out_bad] = fill
     if out_unc is not None:
         out_unc[out_bad] = np.nan
@@ -322,8 +319,8 @@ def resample_frame(frame: Frame, dst_wcs: WCS, dst_shape, *, order: int = 3,
     """Resample a :class:`Frame` onto another grid.
 
     The data are interpolated as in :func:`resample`; ``mask`` is the resampled bad-pixel map
-    (footprints of bad source pixels and everything outside the source); ``unc`` is the source
-    uncertainty interpolated bilinearly. That uncertainty is an approximation: interpolation
+    (footprints of bad source pixels and everything outside the source); ``unc`` is the uncertainty
+    of the nearest source pixel. That uncertainty is an approximation: interpolation
     lowers the per-pixel noise and correlates it between neighbouring pixels, and both effects
     are neglected, which is right for sums over a few pixels and conservative per pixel. The PSF
     is transformed by the local Jacobian of the mapping at the source image centre (a rotation

@@ -1,0 +1,200 @@
+"""Compiled sampling of a prefiltered image at mapped positions, one pass per output pixel.
+
+Resampling a frame needs, for every output pixel with source position (y, x): whether (y, x)
+lies inside the source image, the interpolated value, whether the interpolation footprint
+touches a bad source pixel, the source uncertainty there and whether a saturated pixel is
+near. Done with whole-array numpy passes that is a dozen temporaries the size of the image
+and a general-purpose ``ndimage.map_coordinates``; :func:`sample_block` does it all in one
+compiled loop (numba), several times faster on one core, with the same numbers:
+
+- values are B-spline interpolations of the spline coefficients (``order`` 3, the
+  coefficients being ``ndimage.spline_filter`` of the clean image), bilinear (``order`` 1) or
+  nearest (``order`` 0), with ``mode="mirror"`` boundaries, as ``ndimage.map_coordinates``
+  with ``prefilter=False`` gives;
+- a bad pixel counts when its weight in the bilinear footprint of (y, x) exceeds
+  :data:`rapid.science.badpixels.BAD_THRESHOLD` (the bad map is grown beforehand so that this
+  covers the cubic footprint, see :func:`rapid.science.badpixels.bad_footprint_map`);
+- the uncertainty is that of the nearest source pixel (it only sets weights and per-pixel
+  variances; interpolating it would cost a second interpolation for no gain).
+
+The kernels compile on first use (about a second) and are cached beside this module.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+from rapid.science.badpixels import BAD_THRESHOLD
+
+__all__ = ["sample_block", "ORDERS"]
+
+#: Interpolation orders the kernel implements.
+ORDERS = (0, 1, 3)
+
+_NO_MAP = np.zeros((1, 1), dtype=np.bool_)
+_NO_UNC = np.zeros((1, 1), dtype=np.float32)
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _mirror(i: int, n: int) -> int:
+    if i < 0:
+        i = -i
+    if i > n - 1:
+        i = 2 * (n - 1) - i
+    return min(max(i, 0), n - 1)
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _touches(badmap, y: float, x: float, threshold: float) -> bool:
+    ny, nx = badmap.shape
+    fy = np.floor(y)
+    fx = np.floor(x)
+    iy0 = min(max(int(fy), 0), ny - 1)
+    ix0 = min(max(int(fx), 0), nx - 1)
+    iy1 = min(iy0 + 1, ny - 1)
+    ix1 = min(ix0 + 1, nx - 1)
+    wy = y - fy
+    wx = x - fx
+    y0 = wy < 1.0 - threshold
+    y1 = wy > threshold
+    x0 = wx < 1.0 - threshold
+    x1 = wx > threshold
+    return ((badmap[iy0, ix0] and y0 and x0) or (badmap[iy0, ix1] and y0 and x1)
+            or (badmap[iy1, ix0] and y1 and x0) or (badmap[iy1, ix1] and y1 and x1))
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _bspline3(t: float):
+    t2 = t * t
+    t3 = t2 * t
+    return ((1.0 - t) ** 3 / 6.0, (3.0 * t3 - 6.0 * t2 + 4.0) / 6.0,
+            (-3.0 * t3 + 3.0 * t2 + 3.0 * t + 1.0) / 6.0, t3 / 6.0)
+
+
+@numba.njit(cache=True, nogil=True)
+def _value(coeffs, y: float, x: float, order: int) -> float:
+    ny, nx = coeffs.shape
+    if order == 0:
+        return coeffs[_mirror(int(np.floor(y + 0.5)), ny), _mirror(int(np.floor(x + 0.5)), nx)]
+    fy = np.floor(y)
+    fx = np.floor(x)
+    iy = int(fy)
+    ix = int(fx)
+    ty = y - fy
+    tx = x - fx
+    if order == 1:
+        y0, y1 = _mirror(iy, ny), _mirror(iy + 1, ny)
+        x0, x1 = _mirror(ix, nx), _mirror(ix + 1, nx)
+        return ((1.0 - ty) * ((1.0 - tx) * coeffs[y0, x0] + tx * coeffs[y0, x1])
+                + ty * ((1.0 - tx) * coeffs[y1, x0] + tx * coeffs[y1, x1]))
+    wy = _bspline3(ty)
+    wx = _bspline3(tx)
+    acc = 0.0
+    for a in range(4):
+        row = _mirror(iy - 1 + a, ny)
+        part = 0.0
+        for b in range(4):
+            part += wx[b] * coeffs[row, _mirror(ix - 1 + b, nx)]
+        acc += wy[a] * part
+    return acc
+
+
+@numba.njit(cache=True, nogil=True)
+def _sample(coeffs, order, ys, xs, src_ny, src_nx, off_y, off_x, edge_tol, threshold,
+            badmap, use_bad, unc, use_unc, satmap, use_sat, values, sigma, saturated):
+    rows, cols = ys.shape
+    for i in range(rows):
+        for j in range(cols):
+            y = ys[i, j]
+            x = xs[i, j]
+            inside = (y >= -edge_tol) and (y <= src_ny - 1 + edge_tol) and \
+                (x >= -edge_tol) and (x <= src_nx - 1 + edge_tol)  # False for NaN
+            if not inside:
+                values[i, j] = np.nan
+                sigma[i, j] = np.nan
+                saturated[i, j] = False
+                continue
+            ly = y - off_y
+            lx = x - off_x
+            if use_sat:
+                saturated[i, j] = _touches(satmap, ly, lx, threshold)
+            else:
+                saturated[i, j] = False
+            if use_bad and _touches(badmap, ly, lx, threshold):
+                values[i, j] = np.nan
+                sigma[i, j] = np.nan
+                continue
+            values[i, j] = _value(coeffs, ly, lx, order)
+            if use_unc:
+                ny, nx = unc.shape
+                sigma[i, j] = unc[min(max(int(np.floor(ly + 0.5)), 0), ny - 1),
+                                  min(max(int(np.floor(lx + 0.5)), 0), nx - 1)]
+            else:
+                sigma[i, j] = np.nan
+
+
+def sample_block(coeffs: np.ndarray, ys: np.ndarray, xs: np.ndarray, *, order: int,
+                 src_shape: tuple[int, int], origin: tuple[int, int] = (0, 0),
+                 edge_tol: float = 1e-3, badmap: np.ndarray | None = None,
+                 unc: np.ndarray | None = None, satmap: np.ndarray | None = None):
+    """Sample spline coefficients at source positions, with validity, uncertainty, saturation.
+
+    Parameters
+    ----------
+    coeffs : ndarray
+        2-D float32 interpolation coefficients of (a window of) the source image: spline
+        coefficients for ``order`` 3, the clean image itself for orders 0 and 1.
+    ys, xs : ndarray
+        Source rows and columns (float64, any 2-D shape, NaN where undefined) of the output
+        pixels, in the coordinates of the whole source image.
+    order : {0, 1, 3}
+        Interpolation order.
+    src_shape : (int, int)
+        Shape of the whole source image: positions outside it by more than ``edge_tol`` are
+        invalid.
+    origin : (int, int), optional
+        Source pixel (row, column) of ``coeffs[0, 0]`` (and of ``badmap``, ``unc``,
+        ``satmap``) when they hold a window of the source.
+    edge_tol : float, optional
+        Tolerance of the inside test in pixels (1e-3).
+    badmap : ndarray, optional
+        Boolean map of bad source pixels, grown to the footprint of ``order``.
+    unc : ndarray, optional
+        Source 1-sigma uncertainty (float32).
+    satmap : ndarray, optional
+        Boolean map of saturated source pixels.
+
+    Returns
+    -------
+    values : ndarray
+        float32, NaN where the position is outside the source or touches a bad pixel.
+    sigma : ndarray
+        float32 uncertainty of the nearest source pixel, NaN where ``values`` is NaN or no
+        ``unc`` is given.
+    saturated : ndarray or None
+        Boolean map of positions whose bilinear footprint touches a saturated pixel (None
+        without ``satmap``).
+    """
+    if order not in ORDERS:
+        raise ValueError(f"order must be one of {ORDERS}, got {order}")
+    ys = np.asarray(ys, dtype=np.float64)
+    xs = np.asarray(xs, dtype=np.float64)
+    if ys.ndim != 2 or ys.shape != xs.shape:
+        raise ValueError(f"ys and xs must be 2-D of one shape, got {ys.shape}, {xs.shape}")
+    coeffs = np.ascontiguousarray(coeffs, dtype=np.float32)
+    for name, arr in (("badmap", badmap), ("unc", unc), ("satmap", satmap)):
+        if arr is not None and np.shape(arr) != coeffs.shape:
+            raise ValueError(f"{name} has shape {np.shape(arr)}, coeffs has {coeffs.shape}")
+    values = np.empty(ys.shape, dtype=np.float32)
+    sigma = np.empty(ys.shape, dtype=np.float32)
+    saturated = np.empty(ys.shape, dtype=np.bool_)
+    _sample(coeffs, int(order), ys, xs, int(src_shape[0]), int(src_shape[1]), float(origin[0]),
+            float(origin[1]), float(edge_tol), BAD_THRESHOLD,
+            _NO_MAP if badmap is None else np.ascontiguousarray(badmap, dtype=np.bool_),
+            badmap is not None,
+            _NO_UNC if unc is None else np.ascontiguousarray(unc, dtype=np.float32),
+            unc is not None,
+            _NO_MAP if satmap is None else np.ascontiguousarray(satmap, dtype=np.bool_),
+            satmap is not None, values, sigma, saturated)
+    return values, sigma, (saturated if satmap is not None else None)

@@ -1,0 +1,169 @@
+"""Outlier-rejected, inverse-variance weighted mean of a stack of resampled frames.
+
+:func:`combine_stack` is the per-pixel heart of a reference coadd. Each output pixel sees at most
+25 samples, so its median, rejection tests and weighted mean are computed in one compiled loop
+(numba) over the pixel's own samples, rather than as a dozen whole-stack numpy passes and a sort
+of the full (frames x rows x width) block; on one core that is several times faster.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+__all__ = ["combine_stack"]
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _median(buf, n: int) -> float:
+    """Median of ``buf[:n]``, sorting it in place (insertion sort: n <= 25)."""
+    for i in range(1, n):
+        v = buf[i]
+        j = i - 1
+        while j >= 0 and buf[j] > v:
+            buf[j + 1] = buf[j]
+            j -= 1
+        buf[j + 1] = v
+    return 0.5 * (buf[(n - 1) // 2] + buf[n // 2])
+
+
+@numba.njit(cache=True, nogil=True)
+def _combine(values, weights, clip2, tol2, mean_out, sumw_out, count_out) -> int:
+    nk, ny, nx = values.shape
+    # One output row at a time, its samples copied pixel-major into buffers that stay in cache:
+    # reading the K frame planes pixel by pixel would stream from K places in memory at once.
+    vrow = np.empty((nx, nk), dtype=np.float32)
+    wrow = np.empty((nx, nk), dtype=np.float32)
+    buf = np.empty(nk)
+    keep = np.empty(nk, dtype=np.bool_)
+    rejected = 0
+    for i in range(ny):
+        for k in range(nk):
+            for j in range(nx):
+                vrow[j, k] = values[k, i, j]
+                wrow[j, k] = weights[k, i, j]
+        for j in range(nx):
+            v = vrow[j]
+            w = wrow[j]
+            n = 0
+            for k in range(nk):
+                keep[k] = w[k] > 0
+                if keep[k]:
+                    buf[n] = v[k]
+                    n += 1
+            if n == 0:
+                mean_out[i, j] = np.nan
+                sumw_out[i, j] = 0.0
+                count_out[i, j] = 0
+                continue
+            med = _median(buf, n)
+            if n >= 3:
+                a = clip2 * (1.0 + np.pi / (2.0 * n))
+                b = clip2 * tol2 * med * med
+                for k in range(nk):
+                    if keep[k]:
+                        d = v[k] - med
+                        if d * d * w[k] > w[k] * b + a:
+                            keep[k] = False
+            elif n == 2:
+                # Two samples: drop the higher when they disagree (cosmic rays, transients).
+                vmax = -np.inf
+                vmin = np.inf
+                sig2 = 0.0
+                for k in range(nk):
+                    if keep[k]:
+                        vmax = max(vmax, v[k])
+                        vmin = min(vmin, v[k])
+                        sig2 += 1.0 / w[k]
+                if (vmax - vmin) ** 2 > clip2 * (sig2 + tol2 * med * med):
+                    for k in range(nk):
+                        if keep[k] and v[k] == vmax:
+                            keep[k] = False
+            if n >= 4:
+                sw = 0.0
+                swv = 0.0
+                for k in range(nk):
+                    if keep[k]:
+                        sw += w[k]
+                        swv += w[k] * v[k]
+                if sw > 0:
+                    # Second pass against the weighted mean of the survivors; it may never empty
+                    # a pixel that the first pass kept.
+                    mean = swv / sw
+                    lim_b = clip2 * tol2 * mean * mean
+                    survivors = 0
+                    for k in range(nk):
+                        if w[k] > 0:
+                            d = v[k] - mean
+                            if not (d * d * w[k] > w[k] * lim_b + clip2):
+                                survivors += 1
+                    if survivors > 0:
+                        for k in range(nk):
+                            d = v[k] - mean
+                            keep[k] = w[k] > 0 and not (d * d * w[k] > w[k] * lim_b + clip2)
+                else:
+                    # the first pass emptied the pixel: every sample is kept
+                    for k in range(nk):
+                        keep[k] = w[k] > 0
+            sw = 0.0
+            swv = 0.0
+            count = 0
+            for k in range(nk):
+                if keep[k]:
+                    sw += w[k]
+                    swv += w[k] * v[k]
+                    count += 1
+            mean_out[i, j] = swv / sw if sw > 0 else np.nan
+            sumw_out[i, j] = sw
+            count_out[i, j] = count
+            rejected += n - count
+    return rejected
+
+
+def combine_stack(values: np.ndarray, weights: np.ndarray, *, clip_sigma: float = 3.0,
+                  interp_tolerance: float = 0.2):
+    """Inverse-variance weighted mean of a stack with per-pixel outlier rejection.
+
+    Each sample k has sigma_k = 1/sqrt(weight_k). With 3 or more samples, a sample is rejected when
+    it deviates from the median by more than ``clip_sigma`` times
+    sqrt(sigma_k² (1 + pi/(2n)) + (interp_tolerance * median)²), the second term allowing for
+    interpolation differences on bright, undersampled stars. With 4 or more samples the test is
+    repeated against the weighted mean of the survivors (with sigma_k² alone as the first term);
+    it replaces the first verdict unless it would reject every sample. With exactly 2 samples the
+    higher one is dropped when they disagree by more than ``clip_sigma`` times their combined
+    sigma (cosmic rays and transients are positive). A single sample is kept.
+
+    Parameters
+    ----------
+    values : ndarray
+        (K, ny, nx) stack, NaN where a frame has no valid sample.
+    weights : ndarray
+        (K, ny, nx) inverse variances, 0 where invalid.
+    clip_sigma : float, optional
+        Rejection threshold in sigma (default 3).
+    interp_tolerance : float, optional
+        Fractional allowance for interpolation differences (default 0.2).
+
+    Returns
+    -------
+    mean, sumw, count, nrejected
+        float32 weighted mean (NaN where nothing survives), float32 sum of surviving weights,
+        int16 number of surviving samples per pixel, and the number of rejected samples.
+    """
+    values = np.asarray(values)
+    weights = np.asarray(weights)
+    if values.ndim != 3 or values.shape != weights.shape:
+        raise ValueError(f"values and weights must be 3-D of one shape, got {values.shape} "
+                         f"and {weights.shape}")
+    if not (np.isfinite(clip_sigma) and clip_sigma > 0):
+        raise ValueError(f"clip_sigma must be positive, got {clip_sigma}")
+    if not (np.isfinite(interp_tolerance) and interp_tolerance >= 0):
+        raise ValueError(f"interp_tolerance must be >= 0, got {interp_tolerance}")
+    _, ny, nx = values.shape
+    mean = np.empty((ny, nx), dtype=np.float32)
+    sumw = np.empty((ny, nx), dtype=np.float32)
+    count = np.empty((ny, nx), dtype=np.int16)
+    rejected = _combine(np.ascontiguousarray(values, dtype=np.float32),
+                        np.ascontiguousarray(weights, dtype=np.float32),
+                        float(clip_sigma) ** 2, float(interp_tolerance) ** 2, mean, sumw, count)
+    return mean, sumw, count, int(rejected)
