@@ -6,8 +6,23 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from rapid.science.badpixels import bad_footprint_map, footprint_touches
-from rapid.science.sampling import sample_block
+from rapid.science.badpixels import BAD_THRESHOLD, bad_footprint_map
+from rapid.science.sampling import footprint_touches, sample_block
+
+
+def _touches_oracle(bad, ys, xs, *, order):
+    """The footprint test written plainly in numpy: bilinear weights of the grown bad map."""
+    badmap = bad_footprint_map(bad, order)
+    ny, nx = badmap.shape
+    fy, fx = np.floor(ys), np.floor(xs)
+    iy0 = np.clip(fy.astype(int), 0, ny - 1)
+    ix0 = np.clip(fx.astype(int), 0, nx - 1)
+    iy1, ix1 = np.minimum(iy0 + 1, ny - 1), np.minimum(ix0 + 1, nx - 1)
+    wy, wx = ys - fy, xs - fx
+    y0, y1 = wy < 1 - BAD_THRESHOLD, wy > BAD_THRESHOLD
+    x0, x1 = wx < 1 - BAD_THRESHOLD, wx > BAD_THRESHOLD
+    return ((badmap[iy0, ix0] & y0 & x0) | (badmap[iy0, ix1] & y0 & x1)
+            | (badmap[iy1, ix0] & y1 & x0) | (badmap[iy1, ix1] & y1 & x1))
 
 
 @pytest.fixture
@@ -49,14 +64,14 @@ def test_bad_footprint_nearest_uncertainty_saturation_and_window(field):
                                           badmap=bad_footprint_map(bad, 3), unc=unc,
                                           satmap=sat)
     inside = (ys >= -1e-3) & (ys <= 59 + 1e-3) & (xs >= -1e-3) & (xs <= 49 + 1e-3)
-    hits = footprint_touches(bad, np.clip(ys, 0, 59), np.clip(xs, 0, 49), order=3) & inside
+    hits = _touches_oracle(bad, np.clip(ys, 0, 59), np.clip(xs, 0, 49), order=3) & inside
     assert hits.sum() > 10
     assert np.array_equal(np.isnan(values), ~inside | hits)
     ok = ~np.isnan(values)
     iy = np.clip(np.floor(ys + 0.5).astype(int), 0, 59)
     ix = np.clip(np.floor(xs + 0.5).astype(int), 0, 49)
     assert np.array_equal(sigma[ok], unc[iy, ix][ok])
-    sat_hits = footprint_touches(sat, np.clip(ys, 0, 59), np.clip(xs, 0, 49), order=1) & inside
+    sat_hits = _touches_oracle(sat, np.clip(ys, 0, 59), np.clip(xs, 0, 49), order=1) & inside
     assert sat_hits.sum() > 0 and np.array_equal(touched, sat_hits)
     # the same samples from a window of the source, given its origin
     win = (slice(10, 60), slice(5, 50))
@@ -73,3 +88,12 @@ def test_rejects_unsupported_order_and_mismatched_maps(field):
         sample_block(img, ys, xs, order=5, src_shape=img.shape)
     with pytest.raises(ValueError, match="badmap"):
         sample_block(img, ys, xs, order=1, src_shape=img.shape, badmap=np.zeros((3, 3), bool))
+
+
+def test_footprint_touches_is_the_kernels_test(field):
+    _, ys, xs = field
+    bad = np.zeros((60, 50), bool)
+    bad[20, 20] = bad[40, 10] = True
+    y, x = np.clip(ys, 0, 59), np.clip(xs, 0, 49)
+    assert np.array_equal(footprint_touches(bad, y, x, order=3),
+                          _touches_oracle(bad, y, x, order=3))

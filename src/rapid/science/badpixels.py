@@ -1,7 +1,8 @@
-"""Bad pixels under interpolation: filling them, and finding the pixels their footprint reaches.
+"""Bad pixels under interpolation: filling them, and growing them to an interpolation's footprint.
 
 Used by :mod:`rapid.science.resample` and :mod:`rapid.science.coadd` so that a NaN, masked or
-saturated source pixel neither rings into its neighbours nor goes unflagged in the output.
+saturated source pixel neither rings into its neighbours nor goes unflagged in the output (the
+per-pixel footprint test itself is in :mod:`rapid.science.sampling`).
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-__all__ = ["fill_bad_pixels", "footprint_touches"]
+__all__ = ["fill_bad_pixels", "bad_footprint_map", "BAD_THRESHOLD", "ORDERS"]
 
 #: Bilinear weight of a bad pixel above which a destination pixel is flagged.
 BAD_THRESHOLD = 1e-3
@@ -113,54 +114,3 @@ def _dilate_cross(bad: np.ndarray) -> np.ndarray:
     out[by, np.maximum(bx - 1, 0)] = True
     out[by, np.minimum(bx + 1, nx - 1)] = True
     return out
-
-
-def _touches_bad(badmap: np.ndarray, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
-    """True where the bilinear footprint at (ys, xs) gives a bad pixel weight > threshold.
-
-    Equivalent to interpolating the bad map bilinearly and thresholding, with integer gathers
-    instead of a float interpolation (the compiled twin is in :mod:`rapid.science.sampling`).
-    """
-    ny, nx = badmap.shape
-    fy0 = np.floor(ys)
-    fx0 = np.floor(xs)
-    iy0 = np.clip(fy0.astype(np.intp), 0, ny - 1)
-    ix0 = np.clip(fx0.astype(np.intp), 0, nx - 1)
-    wy = ys - fy0
-    wx = xs - fx0
-    iy1 = np.minimum(iy0 + 1, ny - 1)
-    ix1 = np.minimum(ix0 + 1, nx - 1)
-    use_y1 = wy > BAD_THRESHOLD
-    use_x1 = wx > BAD_THRESHOLD
-    use_y0 = wy < 1 - BAD_THRESHOLD
-    use_x0 = wx < 1 - BAD_THRESHOLD
-    hit = badmap[iy0, ix0] & use_y0 & use_x0
-    hit |= badmap[iy0, ix1] & use_y0 & use_x1
-    hit |= badmap[iy1, ix0] & use_y1 & use_x0
-    hit |= badmap[iy1, ix1] & use_y1 & use_x1
-    return hit
-
-
-def footprint_touches(bad: np.ndarray, ysrc: np.ndarray, xsrc: np.ndarray, *,
-                      order: int = 3) -> np.ndarray:
-    """True where the interpolation footprint at (ysrc, xsrc) touches a bad source pixel.
-
-    The footprint is 2x2 for ``order`` <= 1 and 4x4 for cubic splines; a pixel whose weight in
-    the bilinear footprint is below 1e-3 (a position almost exactly on a pixel) does not count.
-
-    Parameters
-    ----------
-    bad : ndarray
-        Boolean map of bad source pixels.
-    ysrc, xsrc : ndarray
-        Source coordinates of the destination pixels, inside the source image.
-    order : int, optional
-        Spline order of the interpolation (default 3).
-
-    Returns
-    -------
-    ndarray
-        Boolean map of the shape of ``ysrc``.
-    """
-    order = _check_order(order)
-    return _touches_bad(bad_footprint_map(np.asarray(bad, dtype=bool), order), ysrc, xsrc)

@@ -18,12 +18,7 @@ from astropy.wcs import WCS
 from scipy import ndimage
 from scipy.interpolate import BSpline, RectBivariateSpline
 
-from rapid.science.badpixels import (
-    _check_order,
-    bad_footprint_map,
-    fill_bad_pixels,
-    footprint_touches,
-)
+from rapid.science.badpixels import _check_order, bad_footprint_map, fill_bad_pixels
 from rapid.science.image import Frame
 from rapid.science.psf_transform import (
     _check_wcs,
@@ -31,7 +26,7 @@ from rapid.science.psf_transform import (
     local_jacobian,
     transform_psf,
 )
-from rapid.science.sampling import sample_block
+from rapid.science.sampling import footprint_touches, sample_block
 
 __all__ = [
     "CoarsePixelMap",

@@ -25,12 +25,9 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from rapid.science.badpixels import BAD_THRESHOLD
+from rapid.science.badpixels import BAD_THRESHOLD, _check_order, bad_footprint_map
 
-__all__ = ["sample_block", "ORDERS"]
-
-#: Interpolation orders the kernel implements.
-ORDERS = (0, 1, 3)
+__all__ = ["sample_block", "footprint_touches"]
 
 _NO_MAP = np.zeros((1, 1), dtype=np.bool_)
 _NO_UNC = np.zeros((1, 1), dtype=np.float32)
@@ -134,6 +131,46 @@ def _sample(coeffs, order, ys, xs, src_ny, src_nx, off_y, off_x, edge_tol, thres
                 sigma[i, j] = np.nan
 
 
+@numba.njit(cache=True, nogil=True)
+def _touches_each(badmap, ys, xs, threshold, out):
+    for k in range(ys.shape[0]):
+        out[k] = _touches(badmap, ys[k], xs[k], threshold)
+
+
+def footprint_touches(bad: np.ndarray, ysrc: np.ndarray, xsrc: np.ndarray, *,
+                      order: int = 3) -> np.ndarray:
+    """True where the interpolation footprint at (ysrc, xsrc) touches a bad source pixel.
+
+    The footprint is 2x2 for ``order`` <= 1 and 4x4 for cubic splines; a pixel whose weight in
+    the bilinear footprint is below :data:`rapid.science.badpixels.BAD_THRESHOLD` (a position
+    almost exactly on a pixel) does not count. The same test :func:`sample_block` applies.
+
+    Parameters
+    ----------
+    bad : ndarray
+        Boolean map of bad source pixels.
+    ysrc, xsrc : ndarray
+        Source coordinates of the destination pixels, inside the source image.
+    order : int, optional
+        Spline order of the interpolation (default 3).
+
+    Returns
+    -------
+    ndarray
+        Boolean map of the shape of ``ysrc``.
+    """
+    order = _check_order(order)
+    badmap = np.ascontiguousarray(bad_footprint_map(np.asarray(bad, dtype=bool), order))
+    ys = np.asarray(ysrc, dtype=np.float64)
+    xs = np.asarray(xsrc, dtype=np.float64)
+    if ys.shape != xs.shape:
+        raise ValueError(f"ysrc and xsrc must have one shape, got {ys.shape}, {xs.shape}")
+    out = np.empty(ys.size, dtype=np.bool_)
+    _touches_each(badmap, np.ascontiguousarray(ys).ravel(), np.ascontiguousarray(xs).ravel(),
+                  BAD_THRESHOLD, out)
+    return out.reshape(ys.shape)
+
+
 def sample_block(coeffs: np.ndarray, ys: np.ndarray, xs: np.ndarray, *, order: int,
                  src_shape: tuple[int, int], origin: tuple[int, int] = (0, 0),
                  edge_tol: float = 1e-3, badmap: np.ndarray | None = None,
@@ -176,8 +213,7 @@ def sample_block(coeffs: np.ndarray, ys: np.ndarray, xs: np.ndarray, *, order: i
         Boolean map of positions whose bilinear footprint touches a saturated pixel (None
         without ``satmap``).
     """
-    if order not in ORDERS:
-        raise ValueError(f"order must be one of {ORDERS}, got {order}")
+    order = _check_order(order)
     ys = np.asarray(ys, dtype=np.float64)
     xs = np.asarray(xs, dtype=np.float64)
     if ys.ndim != 2 or ys.shape != xs.shape:
