@@ -18,17 +18,18 @@ new jid. The same image is never run to completion twice.
 from __future__ import annotations
 
 import io
-import json
 import logging
-import os
-import socket
 import sys
 import traceback
-from datetime import datetime, timezone
 
 from rapid import store
 from rapid.jobs.spec import PostprocSpec, ScienceSpec, load_spec
-from rapid.ops.layout import MANIFEST_NAME, started_uri_for, withdrawn_uri_for
+from rapid.ops.layout import (
+    MANIFEST_NAME,
+    handshake_record,
+    started_uri_for,
+    withdrawn_uri_for,
+)
 
 UNREADABLE = 2  # exit status: no spec, or the store failed before any work
 WITHDRAWN = 4  # exit status: the operator withdrew the job before it started; nothing was done
@@ -39,9 +40,7 @@ def _take_start(spec: ScienceSpec | PostprocSpec, spec_uri: str) -> bool:
 
     The order is the protocol: the marker must be in the store before the tombstone is looked for.
     """
-    marker = {"jid": spec.jid, "host": socket.gethostname(), "pid": os.getpid(),
-              "time": datetime.now(timezone.utc).isoformat()}
-    store.write_bytes(started_uri_for(spec.product_prefix), json.dumps(marker).encode())
+    store.write_bytes(started_uri_for(spec.product_prefix), handshake_record(spec.jid))
     return not store.exists(withdrawn_uri_for(spec_uri))
 
 

@@ -18,7 +18,11 @@ from a procdate and jid.
 
 from __future__ import annotations
 
+import json
+import os
+import socket
 from dataclasses import dataclass
+from datetime import datetime, timezone
 
 from rapid import store
 from rapid.config import Settings
@@ -36,6 +40,12 @@ def started_uri_for(product_prefix: str) -> str:
 def withdrawn_uri_for(spec_uri: str) -> str:
     """URI of the tombstone that withdraws the job whose spec is at ``spec_uri``."""
     return spec_uri + WITHDRAWN_SUFFIX
+
+
+def handshake_record(jid: int) -> bytes:
+    """Body of a started marker or a tombstone: the job, and which process wrote it when."""
+    return json.dumps({"jid": jid, "host": socket.gethostname(), "pid": os.getpid(),
+                       "time": datetime.now(timezone.utc).isoformat()}).encode()
 
 
 @dataclass(frozen=True)

@@ -25,10 +25,7 @@ sees the marker or the job sees the tombstone: a withdrawn job never runs beside
 
 from __future__ import annotations
 
-import json
 import logging
-import os
-import socket
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
@@ -38,6 +35,7 @@ from rapid.db import operations as dbops
 from rapid.engines.base import EngineState
 from rapid.ops.collect import UNRECORDED, adopted_overdue, poll_engine
 from rapid.ops.context import OpsContext
+from rapid.ops.layout import handshake_record
 from rapid.ops.retry import in_transaction
 from rapid.ops.times import procdate_as_date
 
@@ -57,9 +55,7 @@ def _withdraw_then_look(ctx: OpsContext, procdate: str, jid: int) -> str:
     The tombstone is written even when the spec is not in the store: a launcher that is slow
     rather than dead may still write it and submit the job, which then finds the tombstone.
     """
-    tombstone = {"jid": jid, "host": socket.gethostname(), "pid": os.getpid(),
-                 "time": datetime.now(timezone.utc).isoformat()}
-    store.write_bytes(ctx.layout.withdrawn_uri(procdate, jid), json.dumps(tombstone).encode())
+    store.write_bytes(ctx.layout.withdrawn_uri(procdate, jid), handshake_record(jid))
     if store.exists(ctx.layout.manifest_uri(procdate, jid)):
         return "ran"
     if store.exists(ctx.layout.started_uri(procdate, jid)):
