@@ -43,12 +43,15 @@ def diffimages_with_catalogs(conn: sa.Connection, procdate=None) -> list[sa.Row]
     Returns
     -------
     list of Row
-        pid, rid, fid, field, mjdobs, l2filename, catfilename, ncandidates.
+        pid, rid, fid, field, mjdobs, filename (the difference image), l2filename,
+        catfilename, ncandidates and manifest_uri (of the job that made it; None if unknown).
     """
     d, m, l2, j = schema.diffimages, schema.diffimmeta, schema.l2files, schema.jobs
-    query = (sa.select(d.c.pid, d.c.rid, d.c.fid, d.c.field, d.c.mjdobs,
-                       l2.c.filename.label("l2filename"), m.c.catfilename, m.c.ncandidates)
-             .select_from(d.join(m, m.c.pid == d.c.pid).join(l2, l2.c.rid == d.c.rid))
+    query = (sa.select(d.c.pid, d.c.rid, d.c.fid, d.c.field, d.c.mjdobs, d.c.filename,
+                       l2.c.filename.label("l2filename"), m.c.catfilename, m.c.ncandidates,
+                       j.c.manifest_uri)
+             .select_from(d.join(m, m.c.pid == d.c.pid).join(l2, l2.c.rid == d.c.rid)
+                          .join(j, j.c.jid == d.c.jid, isouter=True))
              .where(d.c.vbest > 0).order_by(d.c.pid))
     if procdate is not None:
         query = query.where(d.c.jid.in_(sa.select(j.c.jid).where(j.c.procdate == procdate)))

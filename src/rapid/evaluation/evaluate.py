@@ -84,29 +84,17 @@ def registered_products(db, procdate=None) -> list[DiffProducts]:  # noqa: ANN00
     list of DiffProducts
         In the order of :func:`rapid.db.lookups.diffimages_with_catalogs` (by pid).
     """
-    import sqlalchemy as sa
-
-    from rapid.db import schema
     from rapid.db.lookups import diffimages_with_catalogs
     from rapid.ingest.filters import RAPID_FILTERS
 
-    d, j = schema.diffimages, schema.jobs
     with db.begin() as conn:
         rows = diffimages_with_catalogs(conn, procdate)
-        pids = [row.pid for row in rows]
-        files = {}
-        if pids:
-            query = (sa.select(d.c.pid, d.c.filename, j.c.manifest_uri)
-                     .join_from(d, j, d.c.jid == j.c.jid, isouter=True)
-                     .where(d.c.pid.in_(pids)))
-            files = {r.pid: (r.filename, r.manifest_uri) for r in conn.execute(query)}
     out = []
     for row in rows:
-        image, manifest_uri = files[row.pid]
-        unc, psf = _noise_uris(image, manifest_uri)
+        unc, psf = _noise_uris(row.filename, row.manifest_uri)
         out.append(DiffProducts(l2name=_basename(row.l2filename),
                                 filter=RAPID_FILTERS[row.fid - 1], catalog=row.catfilename,
-                                image=image, uncertainty=unc, psf=psf))
+                                image=row.filename, uncertainty=unc, psf=psf))
     return out
 
 
