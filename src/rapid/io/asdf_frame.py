@@ -328,7 +328,7 @@ def read_asdf_frame(path: str | os.PathLike, *, per_second: bool = True,
         Naming the file and the problem.
     """
     from rapid.ingest.filters import canonical_filter
-    from rapid.io.fits_frame import read_psf
+    from rapid.io.fits_frame import read_fine_psf, read_psf
 
     if dq_ignore < 0:
         raise ValueError(f"dq_ignore must be a non-negative bit mask, got {dq_ignore}")
@@ -365,9 +365,11 @@ def read_asdf_frame(path: str | os.PathLike, *, per_second: bool = True,
         units = "DN"
     data[mask] = np.nan
     psf = read_psf(psf_path) if psf_path is not None else None
+    psf_fine = read_fine_psf(psf_path, psf) if psf is not None else None
     meta: dict[str, Any] = {
         "filter": filt, "mjdobs": facts.mjd, "exptime": facts.exptime, "zptmag": zpt,
         "gain": None, "saturation": None, "path": str(path), "hdu": None, "units": units,
         "sca": facts.sca, "sip_error_pix": facts.sip.max_error_pix,
     }
-    return Frame(data=data, wcs=facts.sip.wcs, psf=psf, unc=unc, mask=mask, meta=meta)
+    return Frame(data=data, wcs=facts.sip.wcs, psf=psf, unc=unc, mask=mask, meta=meta,
+                 psf_fine=psf_fine)

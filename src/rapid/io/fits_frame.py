@@ -2,7 +2,8 @@
 
 Besides generic images, the reader understands RAPID's L2 layout: HDU 1 named 'SCI' in DN with
 EXPTIME, 'ERR' (1-sigma uncertainty) and 'DQ' (nonzero = bad) extensions, a PSFFILE keyword
-naming a PSF file in the same directory (primary HDU, odd-sized, native sampling) and
+naming a PSF file in the same directory (odd-sized, native sampling; an extension with
+OVERSAMP >= 2 gives the same PSF sampled finer) and
 SATURATE (DN).
 
 Zero point convention: ZPTMAG in the header is taken to be the zero point of the image in DN/s
@@ -24,7 +25,7 @@ from astropy.io import fits
 from astropy.time import Time
 from astropy.wcs import WCS, FITSFixedWarning
 
-from rapid.science.image import Frame
+from rapid.science.image import FinePsf, Frame
 
 
 def _wcs_of(header: fits.Header) -> WCS | None:
@@ -73,8 +74,31 @@ def _read_aux_image(path: str | os.PathLike, what: str, shape=None) -> np.ndarra
     return data
 
 
+def _oversampling(hdu) -> int:
+    try:
+        return int(hdu.header.get("OVERSAMP", 1) or 1)
+    except (TypeError, ValueError):
+        return 1
+
+
+def _psf_hdus(path: str | os.PathLike) -> list[tuple[np.ndarray, int]]:
+    """Every image HDU of a PSF file with its OVERSAMP factor (1 when absent)."""
+    try:
+        with fits.open(path, memmap=False) as hdul:
+            found = [(_image_data(h).astype(np.float64), _oversampling(h))
+                     for h in hdul if _is_image(h)]
+    except OSError as exc:
+        raise ValueError(f"PSF file {path}: unreadable ({exc})") from exc
+    if not found:
+        raise ValueError(f"PSF file {path}: no image HDU")
+    return found
+
+
 def read_psf(path: str | os.PathLike) -> np.ndarray:
-    """Read a PSF stamp (first image HDU), check it is odd-sized and normalise it to sum 1.
+    """Read a PSF stamp at native sampling, check it is odd-sized and normalise it to sum 1.
+
+    The stamp is the first image HDU whose header does not say OVERSAMP > 1, else the first
+    image HDU.
 
     Parameters
     ----------
@@ -86,13 +110,30 @@ def read_psf(path: str | os.PathLike) -> np.ndarray:
     ndarray
         float64 stamp.
     """
-    psf = _read_aux_image(path, "PSF").astype(np.float64)
+    hdus = _psf_hdus(path)
+    psf = next((data for data, factor in hdus if factor <= 1), hdus[0][0])
     if psf.shape[0] % 2 == 0 or psf.shape[1] % 2 == 0:
         raise ValueError(f"PSF file {path}: stamp must be odd-sized, got {psf.shape}")
     psf = np.where(np.isfinite(psf), psf, 0.0)
     if not psf.sum() > 0:
         raise ValueError(f"PSF file {path}: stamp does not have a positive sum")
     return psf / psf.sum()
+
+
+def read_fine_psf(path: str | os.PathLike, native: np.ndarray) -> FinePsf | None:
+    """The file's finely sampled PSF: the first image HDU with OVERSAMP >= 2 that matches.
+
+    See :func:`rapid.science.fine_psf.effective_fine_psf`: the fine image is accepted as the
+    pixel-convolved PSF, or as the optical PSF integrated over pixels, whichever agrees with
+    ``native``; None when the file has none or neither reading agrees.
+    """
+    from rapid.science.fine_psf import effective_fine_psf
+
+    for data, factor in _psf_hdus(path):
+        fine = effective_fine_psf(native, data, factor) if factor >= 2 else None
+        if fine is not None:
+            return fine
+    return None
 
 
 def _mjd(header: fits.Header) -> float | None:
@@ -199,6 +240,7 @@ def read_fits_frame(
             if not psf_path.exists():
                 raise ValueError(f"{path}: PSFFILE {psffile!r} not found beside it")
     psf = read_psf(psf_path) if psf_path is not None else None
+    psf_fine = read_fine_psf(psf_path, psf) if psf is not None else None
 
     exptime = _get(headers, "EXPTIME")
     exptime = float(exptime) if exptime is not None else None
@@ -234,7 +276,7 @@ def read_fits_frame(
         "saturation": saturation, "path": str(path), "hdu": hdu_name, "units": units,
     }
     return Frame(data=data, wcs=wcs, psf=psf, unc=unc.astype(np.float32) if unc is not None
-                 else None, mask=mask, meta=meta)
+                 else None, mask=mask, meta=meta, psf_fine=psf_fine)
 
 
 def write_fits_image(

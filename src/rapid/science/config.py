@@ -151,6 +151,15 @@ class DetectConfig:
         sep deblending levels (32).
     deblend_cont : float
         sep deblending contrast (0.005).
+    skew_correction : bool
+        Move the brightening and fading thresholds apart by the Cornish-Fisher term
+        ``+-skew (t**2 - 1) / 6`` (True), so that each keeps the false-alarm rate of a Gaussian
+        at ``t`` when Scorr's noise is skewed: the Poisson noise of a faint sky (Roman: ~100
+        e- per pixel under 8.5 e- read noise) passes a skewness of ~0.03 through the nearly
+        one-pixel matched filter of an undersampled PSF, which on pure noise gives 1.6 times
+        the Gaussian rate of brightening peaks at 4.5 sigma and half the fading ones. The
+        skewness comes from the science frame's gain and exposure time; without a gain the
+        noise is taken as Gaussian.
     """
 
     threshold: float = 5.0
@@ -160,6 +169,7 @@ class DetectConfig:
     edge: int = 8
     deblend_nthresh: int = 32
     deblend_cont: float = 0.005
+    skew_correction: bool = True
 
 
 @dataclass(frozen=True)
@@ -199,8 +209,9 @@ class DifferenceConfig:
         Masked areas are grown by this many pixels before D and Scorr are blanked (2), because
         the ZOGY kernels spread a bad pixel over its neighbours.
     bright_mask_snr : float
-        Masked areas whose rim reaches this S/N (saturated star cores) are grown further, by
-        FWHM x log10(rim S/N) pixels (50); inf disables it.
+        Masked areas whose rim reaches this S/N (saturated star cores) also get a halo mask
+        out to where the star's PSF wing falls below the noise, its flux fitted to the rim
+        (50; see :mod:`rapid.science.bright_mask`); inf disables it.
     min_overlap_pixels : int
         Fewest pixels valid in both images; fewer raises ``NoOverlapError`` (100).
     """

@@ -50,6 +50,7 @@ def detect_candidates(
     mask: np.ndarray | None = None, threshold: float = 5.0, minarea: int = 2,
     both_signs: bool = True, edge: int = 8, deblend_nthresh: int = 32,
     deblend_cont: float = 0.005, centroid_sigma: float = 1.0, analysis_fraction: float = 0.5,
+    threshold_fading: float | None = None,
 ) -> Table:
     """Find candidates as connected areas of Scorr whose peak passes a threshold.
 
@@ -74,7 +75,7 @@ def detect_candidates(
     mask : ndarray, optional
         Boolean, True where pixels must not produce candidates.
     threshold : float, optional
-        Absolute threshold on |Scorr| (5.0).
+        Absolute threshold on Scorr (5.0); on -Scorr too unless ``threshold_fading`` is given.
     minarea : int, optional
         Fewest connected pixels above ``analysis_fraction * threshold`` (2, as
         :class:`rapid.science.config.DetectConfig`; one-pixel objects are never point sources).
@@ -89,6 +90,9 @@ def detect_candidates(
     analysis_fraction : float, optional
         Fraction of the threshold at which the connected area is measured (0.5); 1 counts the
         area at the threshold.
+    threshold_fading : float, optional
+        Threshold on -Scorr for fading candidates (default ``threshold``); the two differ when
+        the noise of Scorr is skewed.
 
     Returns
     -------
@@ -107,8 +111,10 @@ def detect_candidates(
         raise ValueError(f"D_unc has shape {np.shape(D_unc)}, scorr has {scorr.shape}")
     if mask is not None and np.shape(mask) != scorr.shape:
         raise ValueError(f"mask has shape {np.shape(mask)}, scorr has {scorr.shape}")
-    if not threshold > 0:
-        raise ValueError(f"threshold must be > 0, got {threshold}")
+    if threshold_fading is None:
+        threshold_fading = threshold
+    if not (threshold > 0 and threshold_fading > 0):
+        raise ValueError(f"thresholds must be > 0, got {threshold}, {threshold_fading}")
     if minarea < 1:
         raise ValueError(f"minarea must be >= 1, got {minarea}")
     if not 0 < analysis_fraction <= 1:
@@ -123,12 +129,13 @@ def detect_candidates(
     d_arr = sep_ready(D, bad)
     tables = []
     for sign in (1, -1) if both_signs else (1,):
-        objs = _extract(sc if sign > 0 else -sc, bad, threshold * analysis_fraction, minarea,
+        thresh = threshold if sign > 0 else threshold_fading
+        objs = _extract(sc if sign > 0 else -sc, bad, thresh * analysis_fraction, minarea,
                         deblend_nthresh, deblend_cont)
         if len(objs) == 0:
             continue
         xp, yp = objs["xpeak"].astype(int), objs["ypeak"].astype(int)
-        keep = (objs["peak"] >= threshold) & (xp >= edge) & (xp < nx - edge) & (yp >= edge) & (yp < ny - edge)
+        keep = (objs["peak"] >= thresh) & (xp >= edge) & (xp < nx - edge) & (yp >= edge) & (yp < ny - edge)
         keep &= ~bad[yp.clip(0, ny - 1), xp.clip(0, nx - 1)]
         objs, xp, yp = objs[keep], xp[keep], yp[keep]
         if len(objs) == 0:

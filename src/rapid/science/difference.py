@@ -16,7 +16,6 @@ measured ``scorrstd``.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -24,11 +23,12 @@ from typing import Any
 import numpy as np
 from astropy.table import Table
 from astropy.wcs import WCS
-from scipy import ndimage
 
 from rapid.science.background import subtract_background
+from rapid.science.bright_mask import mask_bright_halos, wing_profile
 from rapid.science.config import DifferenceConfig
 from rapid.science.detect import detect_candidates
+from rapid.science.fine_psf import fine_difference_psf
 from rapid.science.gainmatch import GainMatch, gain_match
 from rapid.science.image import Frame
 from rapid.science.photometry import DifferenceNoise, measure_candidates
@@ -47,8 +47,9 @@ class DifferenceResult:
     Attributes
     ----------
     diff : Frame
-        Difference image D in science units, with ``unc`` (D_unc), ``psf`` (Pd), ``mask`` and
-        the science WCS.
+        Difference image D in science units, with ``unc`` (D_unc), ``psf`` (Pd), ``psf_fine``
+        (Pd sampled finer, when the science PSF came with a fine version), ``mask`` and the
+        science WCS.
     scorr : ndarray
         Scorr image (0 where masked).
     ref_resampled : Frame
@@ -58,7 +59,8 @@ class DifferenceResult:
     meta : dict
         scalefacref, scalefacref_err, gainmatch_method, dxrmsfin, dyrmsfin, dxmedianfin,
         dymedianfin, nmatched, scorrstd, ncandidates, npositive, nnegative, fd, sci_bkg_rms,
-        ref_bkg_rms, sci_fwhm, ref_fwhm, diff_fwhm, sci_psf_source, ref_psf_source, nmasked.
+        ref_bkg_rms, sci_fwhm, ref_fwhm, diff_fwhm, sci_psf_source, ref_psf_source, nmasked,
+        detect_threshold, detect_threshold_fading, scorr_skew.
     timings : dict
         Wall seconds per step.
     gain : GainMatch
@@ -126,51 +128,33 @@ def _variance(frame: Frame, rms: np.ndarray) -> np.ndarray:
         var = np.square(frame.unc, dtype=np.float32)
     else:
         var = np.square(rms, dtype=np.float32)
-        gain = frame.meta.get("gain")
-        exptime = frame.meta.get("exptime")
-        per_second = frame.meta.get("units", "DN/s") == "DN/s"
-        if gain and (exptime or not per_second):
-            electrons_per_unit = float(gain) * (float(exptime) if per_second else 1.0)
+        electrons_per_unit = _electrons_per_unit(frame)
+        if electrons_per_unit:
             var = var + np.clip(np.nan_to_num(frame.data), 0, None) / electrons_per_unit
     return np.where(np.isfinite(var), var, 0.0).astype(np.float32)
 
 
-def _grow_mask(bad: np.ndarray, snr_at: Callable[[np.ndarray], np.ndarray], *, grow: int,
-               bright_snr: float, fwhm: float) -> np.ndarray:
-    """Grow masked areas by ``grow`` pixels, and those bordered by bright pixels further.
+def _electrons_per_unit(frame: Frame) -> float | None:
+    """Photo-electrons per unit of ``frame.data``, or None without a gain (or exposure time)."""
+    gain = frame.meta.get("gain")
+    exptime = frame.meta.get("exptime")
+    per_second = frame.meta.get("units", "DN/s") == "DN/s"
+    if gain and (exptime or not per_second):
+        return float(gain) * (float(exptime) if per_second else 1.0)
+    return None
 
-    A masked area whose rim reaches S/N >= ``bright_snr`` is a saturated star core or lies on
-    a bright star: small PSF or flux-scale mismatches leave residuals in its wings, so it is
-    grown by ``fwhm * log10(rim S/N)`` pixels more. ``snr_at(where)`` gives the S/N of the
-    pixels selected by the boolean map ``where`` (only rim pixels are ever asked for). Each
-    bright area is grown inside its own bounding box, so the cost follows the number of bright
-    areas, not the image size.
+
+def _third_cumulant(frame: Frame, bad: np.ndarray) -> float:
+    """Third cumulant of the typical pixel's Poisson noise, in data units cubed (0 if unknown).
+
+    Counts ``n = data * e`` (``e`` electrons per unit, sky included: ``frame`` is not
+    background-subtracted) have third cumulant ``n``; in data units that is ``data / e**2``.
     """
-    out = ndimage.binary_dilation(bad, iterations=grow) if grow else bad.copy()
-    if not bad.any() or not np.isfinite(bright_snr):
-        return out
-    region = ndimage.binary_dilation(bad)
-    labels, n = ndimage.label(region)
-    rim = region & ~bad
-    del region
-    peak = np.zeros(n + 1)
-    np.maximum.at(peak, labels[rim], np.nan_to_num(snr_at(rim)))
-    radius = np.where(peak >= bright_snr, np.ceil(fwhm * np.log10(np.maximum(peak, 1.0))),
-                      0).astype(int)
-    radius[0] = 0  # the background label
-    boxes = ndimage.find_objects(labels)
-    ny, nx = bad.shape
-    for lab in np.flatnonzero(radius):
-        r = int(radius[lab])
-        ys, xs = boxes[lab - 1]
-        reach = r + grow + 1
-        y0, y1 = max(ys.start - reach, 0), min(ys.stop + reach, ny)
-        x0, x1 = max(xs.start - reach, 0), min(xs.stop + reach, nx)
-        sel = (labels[y0:y1, x0:x1] == lab) & bad[y0:y1, x0:x1]
-        base = ndimage.binary_dilation(sel, iterations=grow) if grow else sel
-        yy, xx = np.mgrid[-r:r + 1, -r:r + 1]
-        out[y0:y1, x0:x1] |= ndimage.binary_dilation(base, structure=(xx**2 + yy**2) <= r * r)
-    return out
+    e = _electrons_per_unit(frame)
+    if not e:
+        return 0.0
+    level = float(np.median(frame.data[~bad])) if (~bad).any() else 0.0
+    return max(level, 0.0) / (e * e)
 
 
 def _robust_std(values: np.ndarray) -> float:
@@ -283,22 +267,23 @@ def difference_images(sci: Frame, ref: Frame, *,
         sx, sy = (gm.dx_rms, gm.dy_rms) if zc.astrometric_noise else (0.0, 0.0)
         zr = zogy(N, R, psf_n, psf_r, sigma_n=sigma_n, sigma_r=sigma_r, Fn=1.0,
                   Fr=1.0 / gm.flux_ratio, var_n=var_n, var_r=var_r, sigma_x=sx, sigma_y=sy,
-                  flux_noise=zc.flux_noise,
+                  flux_noise=zc.flux_noise, kappa3_n=_third_cumulant(sci, bad),
                   pd_size=zc.pd_size, device=zc.device, workers=zc.workers)
         del N, R
         scale = zr.flux_scale()
+        pd_fine = (fine_difference_psf(zr.kernel_n, sci_b.psf_fine, zc.pd_size)
+                   if sci_b.psf_fine is not None and src_n == "frame" else None)
         noise = DifferenceNoise(kernel_n=zr.kernel_n * scale, kernel_r=zr.kernel_r * scale,
                                 var_n=var_n, var_r=var_r)
 
-        def snr_at(where: np.ndarray) -> np.ndarray:
-            """S/N of the brighter of science and scaled reference at the ``where`` pixels."""
-            sigma = np.sqrt(var_n[where] + 1e-30)
-            with np.errstate(invalid="ignore", divide="ignore"):
-                return np.fmax(np.nan_to_num(sci_b.data[where] / sigma),
-                               np.nan_to_num(ref_b.data[where] * gm.flux_ratio / sigma))
+        def brightness_at(where: np.ndarray) -> np.ndarray:
+            """The brighter of science and scaled reference at the ``where`` pixels."""
+            return np.fmax(np.nan_to_num(sci_b.data[where]),
+                           np.nan_to_num(ref_b.data[where] * gm.flux_ratio))
 
-        mask = _grow_mask(bad, snr_at, grow=cfg.mask_grow, bright_snr=cfg.bright_mask_snr,
-                          fwhm=max(fit_psf_fwhm(psf_n), fit_psf_fwhm(psf_r)))
+        mask = mask_bright_halos(bad, brightness_at, grow=cfg.mask_grow, sigma=sigma_n,
+                                 bright_snr=cfg.bright_mask_snr,
+                                 profile=wing_profile(psf_n, psf_r))
         D = (zr.D * np.float32(scale)).astype(np.float32)
         D_unc = (np.sqrt(zr.D_var) * np.float32(scale)).astype(np.float32)
         D[mask] = np.nan
@@ -309,10 +294,14 @@ def difference_images(sci: Frame, ref: Frame, *,
 
     dc = cfg.detect
     with timed("detect"):
-        thresh = dc.threshold * (scorrstd if dc.relative and np.isfinite(scorrstd)
-                                 and scorrstd > 0 else 1.0)
+        unit = scorrstd if dc.relative and np.isfinite(scorrstd) and scorrstd > 0 else 1.0
+        # Cornish-Fisher: the quantile of a skewed law at the Gaussian's tail probability
+        shift = (zr.skew if dc.skew_correction else 0.0) * (dc.threshold**2 - 1.0) / 6.0
+        thresh = unit * (dc.threshold + shift)
+        thresh_fading = unit * max(dc.threshold - shift, 0.5 * dc.threshold)
         diff_fwhm = fit_psf_fwhm(zr.Pd)
         cands = detect_candidates(scorr, D, D_unc, mask=mask, threshold=thresh,
+                                  threshold_fading=thresh_fading,
                                   minarea=dc.minarea, both_signs=dc.both_signs, edge=dc.edge,
                                   deblend_nthresh=dc.deblend_nthresh,
                                   deblend_cont=dc.deblend_cont,
@@ -322,7 +311,7 @@ def difference_images(sci: Frame, ref: Frame, *,
     with timed("photometry"):
         table = measure_candidates(D, D_unc, zr.Pd, cands, sci.wcs, mask=mask,
                                    fit_shape=pc.fit_shape, aperture_radii=pc.aperture_radii,
-                                   max_shift=pc.max_shift, noise=noise)
+                                   max_shift=pc.max_shift, noise=noise, psf_fine=pd_fine)
         if len(table):
             # a fit may drift (<= max_shift) onto a masked pixel: such candidates are dropped
             iy = np.clip(np.round(np.asarray(table["y"])).astype(int), 0, mask.shape[0] - 1)
@@ -339,8 +328,9 @@ def difference_images(sci: Frame, ref: Frame, *,
         "ref_bkg_rms": sigma_r, "sci_fwhm": fit_psf_fwhm(psf_n), "ref_fwhm": fit_psf_fwhm(psf_r),
         "diff_fwhm": diff_fwhm, "sci_psf_source": src_n, "ref_psf_source": src_r,
         "nmasked": int(mask.sum()), "detect_threshold": float(thresh),
+        "detect_threshold_fading": float(thresh_fading), "scorr_skew": zr.skew,
     }
-    diff = Frame(data=D, wcs=sci.wcs, psf=zr.Pd, unc=D_unc, mask=mask,
+    diff = Frame(data=D, wcs=sci.wcs, psf=zr.Pd, unc=D_unc, mask=mask, psf_fine=pd_fine,
                  meta={k: sci.meta[k] for k in ("filter", "mjdobs", "zptmag") if k in sci.meta})
     return DifferenceResult(diff=diff, scorr=scorr, ref_resampled=ref_rs, candidates=table,
                             meta=meta, timings=timings, gain=gm)

@@ -52,6 +52,10 @@ class ZogyResult:
         Real-space kernels with D = kernel_n (x) N - kernel_r (x) R (convolution), cropped to
         odd stamps centred on offset 0; they propagate per-pixel noise of N and R into any
         linear measurement on D (see :mod:`rapid.science.photometry`).
+    skew : float
+        Skewness of Scorr's noise from the third cumulant of N's noise (``kappa3_n``), at the
+        median variance: Poisson noise of a faint sky is skewed, and a matched filter that an
+        undersampled PSF makes nearly a one-pixel filter passes most of that on.
     """
 
     D: np.ndarray
@@ -64,6 +68,7 @@ class ZogyResult:
     Fr: float
     kernel_n: np.ndarray | None = None
     kernel_r: np.ndarray | None = None
+    skew: float = 0.0
 
     def flux_scale(self) -> float:
         """Factor turning D into science-image units (``D * Fn / Fd``)."""
@@ -109,7 +114,7 @@ def zogy(
     sigma_n: float | np.ndarray, sigma_r: float | np.ndarray, Fn: float = 1.0, Fr: float = 1.0,
     var_n: np.ndarray | None = None, var_r: np.ndarray | None = None,
     sigma_x: float = 0.0, sigma_y: float = 0.0, flux_noise: float = 0.0, pd_size: int = 25,
-    kernel_size: int = 31,
+    kernel_size: int = 31, kappa3_n: float = 0.0,
     device: str = "cpu", workers: int | None = None,
 ) -> ZogyResult:
     """Proper image subtraction of R from N.
@@ -142,6 +147,9 @@ def zogy(
         Side of the returned Pd stamp, odd (25).
     kernel_size : int, optional
         Side of the returned D kernels ``kernel_n``, ``kernel_r``, odd (31).
+    kappa3_n : float, optional
+        Third cumulant of N's per-pixel noise (0, Gaussian); for Poisson counts it is the
+        count rate over (gain x exposure time)**2, in N's units cubed. Gives ``skew``.
     device : {"cpu", "gpu", "auto"}, optional
         Where the FFTs run ("cpu"); "gpu" needs CuPy, "auto" uses it when present.
     workers : int, optional
@@ -209,6 +217,7 @@ def zogy(
     if kernel_size < 3 or kernel_size % 2 == 0:
         raise ValueError(f"kernel_size must be odd and >= 3, got {kernel_size}")
     stamps: dict[str, np.ndarray] = {}
+    cubes: dict[str, float] = {}
 
     def stamp(full, size):
         """The central size x size part of a kernel whose origin is pixel (0, 0)."""
@@ -217,15 +226,18 @@ def zogy(
         cols = xp.asarray(np.arange(-h, h + 1) % shape[1])
         return np.asarray(to_host(full[rows][:, cols]), dtype=np.float64)
 
-    def squared_hat(kernel_hat, name=None):
+    def squared_hat(kernel_hat, name=None, cube=None):
         k = irfft2(kernel_hat, shape)
         if name:  # the D kernels' stamps come from the same inverse transform
             stamps[name] = stamp(k, kernel_size)
-        return rfft2((k * k).astype(xp.float32, copy=False))
+        k2 = (k * k).astype(xp.float32, copy=False)
+        if cube:  # sum of the kernel's cubes, for the third cumulant it passes on
+            cubes[cube] = float(xp.sum(k2.astype(xp.float64) * k))
+        return rfft2(k2)
 
-    def var_through(kernel_a, V_a, kernel_b, V_b, names=(None, None)):
+    def var_through(kernel_a, V_a, kernel_b, V_b, names=(None, None), cube=None):
         """Variance of a * N - b * R: both kernels squared, one inverse transform."""
-        return irfft2(squared_hat(kernel_a, names[0]) * V_a
+        return irfft2(squared_hat(kernel_a, names[0], cube) * V_a
                       + squared_hat(kernel_b, names[1]) * V_b, shape)
 
     D_var = crop(var_through(dn_hat, Vn_hat, dr_hat, Vr_hat, names=("n", "r")))
@@ -243,7 +255,7 @@ def zogy(
     Sn_hat = kn_hat * N_hat
     Sr_hat = kr_hat * R_hat
     del N_hat, R_hat
-    V = var_through(kn_hat, Vn_hat, kr_hat, Vr_hat)
+    V = var_through(kn_hat, Vn_hat, kr_hat, Vr_hat, cube="n" if kappa3_n else None)
     if flux_noise > 0:
         Sn_dev = irfft2(Sn_hat, shape)
         Sr_dev = irfft2(Sr_hat, shape)
@@ -272,5 +284,8 @@ def zogy(
     ok = V > tiny
     Scorr[ok] = S[ok] / np.sqrt(V[ok])
     D_var = np.clip(D_var, 0.0, None)
+    skew = 0.0
+    if kappa3_n and ok.any():
+        skew = float(kappa3_n * cubes["n"] / float(np.median(V[ok])) ** 1.5)
     return ZogyResult(D=D, Pd=Pd, S=S, Scorr=Scorr, Fd=float(Fd), D_var=D_var, Fn=float(Fn),
-                      Fr=float(Fr), kernel_n=kernel_n, kernel_r=kernel_r)
+                      Fr=float(Fr), kernel_n=kernel_n, kernel_r=kernel_r, skew=skew)

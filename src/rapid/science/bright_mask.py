@@ -1,0 +1,167 @@
+"""Masks around bad pixels, and halos around saturated stars scaled by the star's brightness.
+
+Every masked pixel grows by a few pixels (its neighbours carry part of the same defect). A
+masked area bordered by bright pixels is a saturated star core (or a defect on a star): its
+light beyond the core is still there in both images, and whatever of it the PSF models do not
+describe is left in the difference. The models describe nothing beyond their stamps, and
+within them no better than to some fraction of the light, so the residual a star leaves at
+radius r is about ``F * wing(r)``, where F is its total flux and ``wing`` the PSF's profile:
+the largest value at that radius inside the stamp, falling as ``r**-3`` (the envelope of a
+diffraction pattern) beyond it. The halo is masked out to where that residual drops below the
+per-pixel noise. F cannot be measured on the saturated core; it is fitted to the unsaturated
+rim as ``median(rim / wing(r_rim))``. A star ten times brighter thus gets a halo
+``10**(1/3)`` times wider once it reaches beyond the stamp, as the masks of wide-field
+surveys grow with a star's brightness.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+from scipy import ndimage
+
+# Power of the wing's fall-off beyond the PSF stamp: the r**-3 envelope of an Airy pattern
+WING_POWER = 3.0
+
+
+def wing_profile(*psfs: np.ndarray) -> np.ndarray:
+    """The largest value of the PSFs (each summing to 1) in unit-wide rings about the centre.
+
+    Parameters
+    ----------
+    *psfs : ndarray
+        Odd-sized centred stamps.
+
+    Returns
+    -------
+    ndarray
+        ``profile[k]`` for radii in ``[k - 0.5, k + 0.5)``, out to the largest ring that fits
+        inside the smallest stamp.
+    """
+    if not psfs:
+        raise ValueError("wing_profile needs at least one PSF")
+    half = min(min(p.shape) // 2 for p in psfs)
+    prof = np.zeros(half + 1)
+    for p in psfs:
+        p = np.asarray(p, dtype=np.float64)
+        p = p / p.sum()
+        cy, cx = p.shape[0] // 2, p.shape[1] // 2
+        yy, xx = np.mgrid[-cy:p.shape[0] - cy, -cx:p.shape[1] - cx]
+        ring = np.rint(np.hypot(yy, xx)).astype(int)
+        inside = ring <= half
+        np.maximum.at(prof, ring[inside], p[inside])
+    return prof
+
+
+def wing_at(profile: np.ndarray, r: np.ndarray) -> np.ndarray:
+    """The wing profile at radii ``r``, extended beyond the stamp by ``r**-WING_POWER``."""
+    r = np.asarray(r, dtype=np.float64)
+    edge = len(profile) - 1
+    inner = profile[np.clip(np.rint(r).astype(int), 0, edge)]
+    outer = profile[edge] * (edge / np.maximum(r, 1e-9)) ** WING_POWER
+    return np.where(r <= edge, inner, outer)
+
+
+def halo_radius(flux: float, profile: np.ndarray, sigma: float, *,
+                max_radius: float = 256.0) -> float:
+    """Radius beyond which ``flux * wing(r)`` stays below ``sigma``.
+
+    Parameters
+    ----------
+    flux : float
+        Total flux of the star.
+    profile : ndarray
+        From :func:`wing_profile`.
+    sigma : float
+        Per-pixel noise, same units as ``flux``.
+    max_radius : float, optional
+        Upper bound on the answer (256 pixels).
+
+    Returns
+    -------
+    float
+        0 when even the centre is below ``sigma``.
+    """
+    if not (np.isfinite(flux) and flux > 0 and sigma > 0):
+        return 0.0
+    edge = len(profile) - 1
+    above = np.flatnonzero(flux * profile > sigma)
+    if above.size == 0:
+        return 0.0
+    if above[-1] < edge:
+        return float(above[-1]) + 0.5
+    beyond = edge * (flux * profile[edge] / sigma) ** (1.0 / WING_POWER)
+    return float(min(max(beyond, edge + 0.5), max_radius))
+
+
+def mask_bright_halos(bad: np.ndarray, value_at: Callable[[np.ndarray], np.ndarray], *,
+                      grow: int, sigma: float, bright_snr: float, profile: np.ndarray,
+                      max_radius: float = 256.0) -> np.ndarray:
+    """Grow masked areas by ``grow`` pixels, and mask the halos of bright ones.
+
+    Parameters
+    ----------
+    bad : ndarray
+        Boolean map of masked pixels.
+    value_at : callable
+        ``value_at(where)`` gives the brightness (background-subtracted, the larger of the
+        two images) at the pixels selected by the boolean map ``where``; only rim pixels of
+        masked areas are ever asked for.
+    grow : int
+        Pixels every masked area grows by (cross-shaped steps).
+    sigma : float
+        Per-pixel background noise, units of ``value_at``.
+    bright_snr : float
+        A masked area whose rim reaches ``bright_snr * sigma`` gets a halo mask.
+    profile : ndarray
+        PSF wing profile (:func:`wing_profile`).
+    max_radius : float, optional
+        Largest halo radius (256 pixels).
+
+    Returns
+    -------
+    ndarray
+        The grown mask. Each halo is drawn inside its own box, so the cost follows the number
+        of bright areas, not the image size.
+    """
+    out = ndimage.binary_dilation(bad, iterations=grow) if grow else bad.copy()
+    if not bad.any() or not np.isfinite(bright_snr) or not sigma > 0:
+        return out
+    region = ndimage.binary_dilation(bad)
+    labels, n = ndimage.label(region)
+    rim = region & ~bad
+    del region
+    values = np.nan_to_num(value_at(rim))
+    rim_labels = labels[rim]
+    peak = np.zeros(n + 1)
+    np.maximum.at(peak, rim_labels, values)
+    bright = np.flatnonzero(peak >= bright_snr * sigma)
+    bright = bright[bright > 0]
+    if bright.size == 0:
+        return out
+    rim_y, rim_x = np.nonzero(rim)
+    boxes = ndimage.find_objects(labels)
+    ny, nx = bad.shape
+    order = np.argsort(rim_labels, kind="stable")
+    starts = np.searchsorted(rim_labels[order], bright)
+    stops = np.searchsorted(rim_labels[order], bright, side="right")
+    for lab, a, b in zip(bright, starts, stops):
+        ys, xs = boxes[lab - 1]
+        core = (labels[ys, xs] == lab) & bad[ys, xs]
+        cy, cx = ndimage.center_of_mass(core)
+        cy, cx = cy + ys.start, cx + xs.start
+        idx = order[a:b]
+        r_rim = np.hypot(rim_y[idx] - cy, rim_x[idx] - cx)
+        w = wing_at(profile, r_rim)
+        ok = w > 0
+        flux = float(np.median(values[idx][ok] / w[ok])) if ok.any() else 0.0
+        radius = halo_radius(flux, profile, sigma, max_radius=max_radius)
+        if radius <= 0:
+            continue
+        r = int(np.ceil(radius))
+        y0, y1 = max(int(np.floor(cy)) - r, 0), min(int(np.ceil(cy)) + r + 1, ny)
+        x0, x1 = max(int(np.floor(cx)) - r, 0), min(int(np.ceil(cx)) + r + 1, nx)
+        yy, xx = np.mgrid[y0:y1, x0:x1]
+        out[y0:y1, x0:x1] |= (yy - cy) ** 2 + (xx - cx) ** 2 <= radius**2
+    return out

@@ -1,0 +1,125 @@
+"""Finely sampled PSFs: taking them from PSF files, and the difference image's PSF from them.
+
+A PSF file may carry, beside the PSF at pixel centres, a version sampled ``factor`` times
+finer. Files differ in what that fine image is: the pixel-convolved ("effective") PSF, whose
+samples at pixel steps are the native PSF, or the optical PSF, whose ``factor`` x ``factor``
+block sums are. :func:`effective_fine_psf` tells the two apart by comparing each reading with
+the native stamp and returns the effective PSF, or None when neither reading agrees (a fine
+image of another field position or wavelength is then not trusted).
+
+:func:`fine_difference_psf` gives the PSF of a ZOGY difference image on the fine grid. For a
+transient present only in the new image N, D = kernel_n (x) N, so its profile at any sub-pixel
+position is kernel_n applied, on the pixel grid, to the effective PSF of N at that position:
+the fine Pd is kernel_n spread onto the fine grid (one tap every ``factor`` samples)
+convolved with N's fine effective PSF. No undersampled PSF is interpolated anywhere.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.signal import fftconvolve
+
+from rapid.science.image import FinePsf
+
+# Largest difference, relative to the native peak, between the native stamp and the fine PSF
+# read at pixel steps that still counts as the same PSF. Interpolation and truncation leave
+# ~1e-3; a PSF of another field point or wavelength differs by far more.
+MATCH_TOLERANCE = 0.03
+
+
+def _centre_samples(fine: np.ndarray, factor: int, shape: tuple[int, int]) -> np.ndarray | None:
+    """The fine image read at pixel steps through its centre, on a stamp of ``shape``."""
+    ny, nx = fine.shape
+    if ny % 2 == 0 or nx % 2 == 0:
+        return None  # the centre falls between samples
+    cy, cx = ny // 2, nx // 2
+    hy, hx = min(shape[0] // 2, cy // factor), min(shape[1] // 2, cx // factor)
+    out = np.zeros(shape)
+    sy, sx = shape[0] // 2, shape[1] // 2
+    out[sy - hy:sy + hy + 1, sx - hx:sx + hx + 1] = fine[
+        cy - hy * factor:cy + hy * factor + 1:factor, cx - hx * factor:cx + hx * factor + 1:factor]
+    return out
+
+
+def effective_fine_psf(native: np.ndarray, fine: np.ndarray, factor: int) -> FinePsf | None:
+    """The pixel-convolved fine PSF that agrees with ``native``, or None.
+
+    Parameters
+    ----------
+    native : ndarray
+        Odd-sized PSF at pixel centres.
+    fine : ndarray
+        The file's fine PSF, ``factor`` samples per pixel; effective or optical.
+    factor : int
+        Samples per pixel, >= 2.
+
+    Returns
+    -------
+    FinePsf or None
+        The effective fine PSF when one reading of ``fine`` matches ``native`` within
+        :data:`MATCH_TOLERANCE` of its peak; None otherwise.
+    """
+    native = np.asarray(native, dtype=np.float64)
+    fine = np.where(np.isfinite(fine), np.asarray(fine, dtype=np.float64), 0.0)
+    factor = int(factor)
+    if factor < 2 or fine.ndim != 2 or not fine.sum() > 0 or not native.sum() > 0:
+        return None
+    native = native / native.sum()
+    # the optical reading: integrate over a pixel first. An odd-sized box of factor + 1
+    # samples with half weights at its ends (the trapezoid rule) spans exactly one pixel and
+    # keeps the centre on a sample for even factors too.
+    if factor % 2:
+        edge = np.ones(factor)
+    else:
+        edge = np.ones(factor + 1)
+        edge[[0, -1]] = 0.5
+    readings = (fine, fftconvolve(fine, np.outer(edge, edge), mode="full"))
+    best, best_err = None, np.inf
+    for candidate in readings:
+        samples = _centre_samples(candidate, factor, native.shape)
+        if samples is None or not samples.sum() > 0:
+            continue
+        err = float(np.max(np.abs(samples / samples.sum() - native))) / float(native.max())
+        if err < best_err:
+            best, best_err = candidate, err
+    if best is None or best_err > MATCH_TOLERANCE:
+        return None
+    return FinePsf.normalised(best, factor)
+
+
+def fine_difference_psf(kernel_n: np.ndarray, psf_n: FinePsf, size: int) -> FinePsf:
+    """Fine PSF of D = kernel_n (x) N - kernel_r (x) R for a source in N only.
+
+    Parameters
+    ----------
+    kernel_n : ndarray
+        Odd-sized real-space kernel applying to N on the pixel grid, centred on offset 0.
+    psf_n : FinePsf
+        Effective fine PSF of N.
+    size : int
+        Odd side of the result in pixels; the fine stamp has ``size * factor`` samples
+        (plus one when that is even) around the centre.
+
+    Returns
+    -------
+    FinePsf
+        Centred on its central sample, normalised to the ImagePSF convention.
+    """
+    k = psf_n.factor
+    ky, kx = kernel_n.shape
+    if ky % 2 == 0 or kx % 2 == 0:
+        raise ValueError(f"kernel_n must be odd-sized, got {kernel_n.shape}")
+    spread = np.zeros(((ky - 1) * k + 1, (kx - 1) * k + 1))
+    spread[::k, ::k] = kernel_n
+    full = fftconvolve(psf_n.data, spread, mode="full")
+    # 'full' keeps the centre at (n - 1) / 2, so a symmetric crop keeps it centred
+    n = size * k + (1 - (size * k) % 2)
+    ny, nx = full.shape
+    h = n // 2
+    cy, cx = (ny - 1) / 2, (nx - 1) / 2
+    if cy != int(cy) or cx != int(cx):
+        raise ValueError("fine PSF of N must be odd-sized")
+    cy, cx = int(cy), int(cx)
+    hy, hx = min(h, cy), min(h, cx)
+    out = full[cy - hy:cy + hy + 1, cx - hx:cx + hx + 1]
+    return FinePsf.normalised(out, k)

@@ -1,0 +1,97 @@
+"""Mask growth around bad pixels and brightness-scaled halos around saturated stars."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from rapid.science.bright_mask import (WING_POWER, halo_radius, mask_bright_halos, wing_at,
+                                       wing_profile)
+
+
+def _psf(half: int = 12) -> np.ndarray:
+    """A core plus r**-3 wings, like a diffraction-limited PSF, summing to 1."""
+    yy, xx = np.mgrid[-half:half + 1, -half:half + 1]
+    r = np.hypot(xx, yy)
+    p = np.exp(-0.5 * (r / 0.8) ** 2) + 0.5 * (1.0 + r) ** -3
+    return p / p.sum()
+
+
+def _star(shape, cy, cx, flux, psf):
+    """Noise-free image of a star, its profile extended beyond the stamp by the r**-3 law."""
+    prof = wing_profile(psf)
+    yy, xx = np.mgrid[:shape[0], :shape[1]]
+    r = np.hypot(yy - cy, xx - cx)
+    return flux * wing_at(prof, r)
+
+
+def test_wing_profile_is_the_largest_value_per_ring():
+    psf = _psf()
+    prof = wing_profile(psf)
+    assert len(prof) == 13
+    assert prof[0] == pytest.approx(psf[12, 12])
+    yy, xx = np.mgrid[-12:13, -12:13]
+    assert prof[12] == pytest.approx(psf[np.rint(np.hypot(yy, xx)) == 12].max())
+    assert prof[5] == pytest.approx(psf[np.rint(np.hypot(yy, xx)) == 5].max())
+    # beyond the stamp the wing falls as r**-3 from the last ring
+    assert wing_at(prof, np.array([24.0]))[0] == pytest.approx(prof[12] / 2**WING_POWER)
+
+
+def test_halo_radius_inside_and_beyond_the_stamp():
+    prof = wing_profile(_psf())
+    # inside: the last ring where flux * profile exceeds sigma
+    flux, sigma = 1e3, 1.0
+    r = halo_radius(flux, prof, sigma)
+    k = int(r - 0.5)
+    assert flux * prof[k] > sigma >= flux * prof[k + 1]
+    # beyond: edge * (flux * p_edge / sigma)**(1/3), and 10x the flux gives 10**(1/3) x the radius
+    flux = 1e7
+    r1 = halo_radius(flux, prof, sigma)
+    assert r1 == pytest.approx(12 * (flux * prof[12] / sigma) ** (1 / 3))
+    assert halo_radius(10 * flux, prof, sigma) / r1 == pytest.approx(10 ** (1 / 3))
+    assert halo_radius(1e12, prof, sigma, max_radius=100.0) == 100.0
+    assert halo_radius(0.0, prof, sigma) == 0.0
+
+
+def test_faint_bad_pixel_grows_by_grow_only():
+    bad = np.zeros((80, 80), bool)
+    bad[40, 40] = True
+    image = np.zeros(bad.shape)
+    out = mask_bright_halos(bad, lambda w: image[w], grow=2, sigma=1.0, bright_snr=50.0,
+                            profile=wing_profile(_psf()))
+    # iterations=2 of the cross structure: a diamond of radius 2 (13 pixels)
+    assert out.sum() == 13 and out[40, 42] and not out[41, 42]
+
+
+@pytest.mark.parametrize("flux", [3e5, 3e6])
+def test_saturated_star_gets_the_halo_of_its_fitted_flux(flux):
+    psf = _psf()
+    prof = wing_profile(psf)
+    shape, cy, cx = (301, 301), 150.0, 150.0
+    image = _star(shape, cy, cx, flux, psf)
+    saturation = 2e4
+    bad = image >= saturation
+    assert bad.sum() > 1  # a saturated core
+    image = np.where(bad, np.nan, image)
+    sigma = 1.0
+    out = mask_bright_halos(bad, lambda w: image[w], grow=2, sigma=sigma, bright_snr=50.0,
+                            profile=prof)
+    expected = halo_radius(flux, prof, sigma)
+    assert expected > 12  # the halo reaches beyond the PSF stamp
+    row = out[150, 150:]
+    reach = int(np.flatnonzero(row)[-1])
+    assert abs(reach - expected) <= 1.5
+    # the residual flux * wing(r) left unmasked stays below the noise
+    yy, xx = np.mgrid[:shape[0], :shape[1]]
+    r = np.hypot(yy - cy, xx - cx)
+    assert np.all(flux * wing_at(prof, r[~out]) <= 1.05 * sigma)
+
+
+def test_halo_of_a_star_at_the_image_edge():
+    psf = _psf()
+    image = _star((120, 120), 1.0, 1.0, 1e6, psf)
+    bad = image >= 2e4
+    out = mask_bright_halos(bad, lambda w: image[w], grow=1, sigma=1.0, bright_snr=50.0,
+                            profile=wing_profile(psf))
+    assert out[0, 30] and out.shape == (120, 120)
+    assert not out[119, 119]
