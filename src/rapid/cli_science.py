@@ -70,7 +70,9 @@ def evaluate(ctx: typer.Context,
                   f"{_pct(exp['completeness_snr10'])}, 5-7 {_pct(exp['completeness_snr5'])}; "
                   f"false positives/image "
                   f"{_num(s['fp_per_image'])}; pull median {_num(s['pull_median'])} robust std "
-                  f"{_num(s['pull_robust_std'])}; astrometry rms "
+                  f"{_num(s['pull_robust_std'])} (at S/N >= 10: median "
+                  f"{_num(s['pull_snr10']['median'])}, robust std "
+                  f"{_num(s['pull_snr10']['robust_std'])}); astrometry rms "
                   f"{_num(s['astrometry_rms_arcsec'], '.3f')}\"; FoM {_num(fom['fom'])} "
                   f"(m_th {_num(fom['m_th'])}, m80 {_num(fom['m80'])}, m20 {_num(fom['m20'])}, "
                   f"m5sigma {_num(fom['m5sigma'])}, m_ph10 {_num(fom['m_ph10'])})",

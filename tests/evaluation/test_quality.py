@@ -66,6 +66,11 @@ def test_signs_false_positives_and_pulls():
         m.truth["found"]].tolist()) == pytest.approx([-0.5, 1.0])
     assert s["pull_median"] == pytest.approx(0.25)
     assert s["astrometry_median_px"] == pytest.approx(0.35)
+    assert s["pull_snr10"]["objects"] == 0
+    # with difference-image S/N known, the complete-regime pulls take only S/N >= 10 objects
+    m.truth["snr_diff"] = np.array([20.0, 15.0, 6.0])
+    s10 = summarize(m)["overall"]["pull_snr10"]
+    assert s10["objects"] == 1 and s10["median"] == pytest.approx(1.0)
 
 
 def test_fp_limited_cut_keeps_at_most_the_allowed_false_positives():
