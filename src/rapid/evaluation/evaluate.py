@@ -115,20 +115,6 @@ def _read_fits(uri: str) -> np.ndarray:
         return np.asarray(hdul[0].data, dtype=float)
 
 
-def registered_catalogs(db, procdate=None) -> list[tuple[str, str, dict]]:  # noqa: ANN001
-    """(L2 basename, filter, candidate columns) of every best registered difference image.
-
-    Parameters
-    ----------
-    db : sqlalchemy.Engine
-        The operations database.
-    procdate : datetime.date, optional
-        Only difference images made by jobs of this processing date.
-    """
-    return [(p.l2name, p.filter, _read_catalog(p.catalog))
-            for p in registered_products(db, procdate)]
-
-
 def truth_difference_snr(truth: dict[str, np.ndarray],
                          products: list[DiffProducts]) -> tuple[np.ndarray, np.ndarray]:
     """True S/N in its difference image of every truth row, and which rows sit on masks.

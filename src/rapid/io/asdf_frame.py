@@ -328,7 +328,7 @@ def read_asdf_frame(path: str | os.PathLike, *, per_second: bool = True,
         Naming the file and the problem.
     """
     from rapid.ingest.filters import canonical_filter
-    from rapid.io.fits_frame import read_fine_psf, read_psf
+    from rapid.io.fits_frame import read_psfs
 
     if dq_ignore < 0:
         raise ValueError(f"dq_ignore must be a non-negative bit mask, got {dq_ignore}")
@@ -364,8 +364,7 @@ def read_asdf_frame(path: str | os.PathLike, *, per_second: bool = True,
             zpt = zpt + 2.5 * math.log10(facts.exptime)
         units = "DN"
     data[mask] = np.nan
-    psf = read_psf(psf_path) if psf_path is not None else None
-    psf_fine = read_fine_psf(psf_path, psf) if psf is not None else None
+    psf, psf_fine = read_psfs(psf_path) if psf_path is not None else (None, None)
     meta: dict[str, Any] = {
         "filter": filt, "mjdobs": facts.mjd, "exptime": facts.exptime, "zptmag": zpt,
         "gain": None, "saturation": None, "path": str(path), "hdu": None, "units": units,

@@ -94,6 +94,26 @@ def _psf_hdus(path: str | os.PathLike) -> list[tuple[np.ndarray, int]]:
     return found
 
 
+def _native_psf(hdus: list[tuple[np.ndarray, int]], path) -> np.ndarray:
+    psf = next((data for data, factor in hdus if factor <= 1), hdus[0][0])
+    if psf.shape[0] % 2 == 0 or psf.shape[1] % 2 == 0:
+        raise ValueError(f"PSF file {path}: stamp must be odd-sized, got {psf.shape}")
+    psf = np.where(np.isfinite(psf), psf, 0.0)
+    if not psf.sum() > 0:
+        raise ValueError(f"PSF file {path}: stamp does not have a positive sum")
+    return psf / psf.sum()
+
+
+def _fine_psf(hdus: list[tuple[np.ndarray, int]], native: np.ndarray) -> FinePsf | None:
+    from rapid.science.fine_psf import effective_fine_psf
+
+    for data, factor in hdus:
+        fine = effective_fine_psf(native, data, factor) if factor >= 2 else None
+        if fine is not None:
+            return fine
+    return None
+
+
 def read_psf(path: str | os.PathLike) -> np.ndarray:
     """Read a PSF stamp at native sampling, check it is odd-sized and normalise it to sum 1.
 
@@ -110,14 +130,7 @@ def read_psf(path: str | os.PathLike) -> np.ndarray:
     ndarray
         float64 stamp.
     """
-    hdus = _psf_hdus(path)
-    psf = next((data for data, factor in hdus if factor <= 1), hdus[0][0])
-    if psf.shape[0] % 2 == 0 or psf.shape[1] % 2 == 0:
-        raise ValueError(f"PSF file {path}: stamp must be odd-sized, got {psf.shape}")
-    psf = np.where(np.isfinite(psf), psf, 0.0)
-    if not psf.sum() > 0:
-        raise ValueError(f"PSF file {path}: stamp does not have a positive sum")
-    return psf / psf.sum()
+    return _native_psf(_psf_hdus(path), path)
 
 
 def read_fine_psf(path: str | os.PathLike, native: np.ndarray) -> FinePsf | None:
@@ -127,13 +140,14 @@ def read_fine_psf(path: str | os.PathLike, native: np.ndarray) -> FinePsf | None
     pixel-convolved PSF, or as the optical PSF integrated over pixels, whichever agrees with
     ``native``; None when the file has none or neither reading agrees.
     """
-    from rapid.science.fine_psf import effective_fine_psf
+    return _fine_psf(_psf_hdus(path), native)
 
-    for data, factor in _psf_hdus(path):
-        fine = effective_fine_psf(native, data, factor) if factor >= 2 else None
-        if fine is not None:
-            return fine
-    return None
+
+def read_psfs(path: str | os.PathLike) -> tuple[np.ndarray, FinePsf | None]:
+    """:func:`read_psf` and :func:`read_fine_psf` of one file, reading it once."""
+    hdus = _psf_hdus(path)
+    native = _native_psf(hdus, path)
+    return native, _fine_psf(hdus, native)
 
 
 def _mjd(header: fits.Header) -> float | None:
@@ -239,8 +253,7 @@ def read_fits_frame(
             psf_path = path.parent / str(psffile).strip()
             if not psf_path.exists():
                 raise ValueError(f"{path}: PSFFILE {psffile!r} not found beside it")
-    psf = read_psf(psf_path) if psf_path is not None else None
-    psf_fine = read_fine_psf(psf_path, psf) if psf is not None else None
+    psf, psf_fine = read_psfs(psf_path) if psf_path is not None else (None, None)
 
     exptime = _get(headers, "EXPTIME")
     exptime = float(exptime) if exptime is not None else None

@@ -153,7 +153,9 @@ def _third_cumulant(frame: Frame, bad: np.ndarray) -> float:
     e = _electrons_per_unit(frame)
     if not e:
         return 0.0
-    level = float(np.median(frame.data[~bad])) if (~bad).any() else 0.0
+    # the typical level is the sky's: every 8th pixel each way pins its median well enough
+    good = frame.data[::8, ::8][~bad[::8, ::8]]
+    level = float(np.median(good)) if good.size else 0.0
     return max(level, 0.0) / (e * e)
 
 

@@ -232,7 +232,7 @@ def zogy(
             stamps[name] = stamp(k, kernel_size)
         k2 = (k * k).astype(xp.float32, copy=False)
         if cube:  # sum of the kernel's cubes, for the third cumulant it passes on
-            cubes[cube] = float(xp.sum(k2.astype(xp.float64) * k))
+            cubes[cube] = float(xp.sum(k2 * k, dtype=xp.float64))
         return rfft2(k2)
 
     def var_through(kernel_a, V_a, kernel_b, V_b, names=(None, None), cube=None):
