@@ -317,16 +317,31 @@ def diff(sci: Path = typer.Argument(..., help="Science FITS image (any telescope
          ref_psf: Optional[Path] = typer.Option(None, help="PSF of the reference image (FITS)."),
          sci_unc: Optional[Path] = typer.Option(None, help="Uncertainty image of the science image."),
          ref_unc: Optional[Path] = typer.Option(None, help="Uncertainty image of the reference."),
+         threshold: float = typer.Option(5.0, help="Lowest detection threshold on Scorr, sigma."),
+         false_alarms: float = typer.Option(
+             0.25, help="Noise false alarms per million pixels and sign the threshold admits; "
+                        "raises the threshold for sharp PSFs (0: keep --threshold)."),
          ) -> None:
     """Difference two images stand-alone: resample, match, ZOGY, detect, measure."""
+    from dataclasses import replace
+
+    from rapid.science.config import DifferenceConfig
     from rapid.science.standalone import run_diff
 
     for path in (sci, ref, sci_psf, ref_psf, sci_unc, ref_unc):
         if path is not None and not path.is_file():
             raise UserError(f"{path}: no such file")
+    if not threshold > 0:
+        raise UserError(f"--threshold must be > 0, got {threshold}")
+    if not false_alarms >= 0:
+        raise UserError(f"--false-alarms must be >= 0, got {false_alarms}")
+    base = DifferenceConfig()
+    config = replace(base, detect=replace(base.detect, threshold=threshold,
+                                          false_alarm_rate=false_alarms))
     result = run_diff(sci, ref, out_dir, sci_psf=sci_psf, ref_psf=ref_psf, sci_unc=sci_unc,
-                      ref_unc=ref_unc)
-    out.print(f"{len(result.candidates)} candidates; products in {out_dir}")
+                      ref_unc=ref_unc, config=config)
+    out.print(f"{len(result.candidates)} candidates above Scorr "
+              f"{result.meta['detect_threshold']:.2f}; products in {out_dir}")
 
 
 @app.command()

@@ -193,7 +193,21 @@ def test_config_is_validated_and_threshold_applies():
     sci = make_frame(rng, shape=(128, 128))
     with pytest.raises(ValueError, match="config"):
         difference_images(sci, sci, config={"threshold": 3})
-    cfg = DifferenceConfig(detect=dataclasses.replace(DifferenceConfig().detect, threshold=3.0,
-                                                      relative=False))
-    r = difference_images(sci, make_frame(rng, shape=(128, 128)), config=cfg)
+    fixed = dataclasses.replace(DifferenceConfig().detect, threshold=3.0, relative=False,
+                                false_alarm_rate=0.0)
+    r = difference_images(sci, make_frame(rng, shape=(128, 128)),
+                          config=DifferenceConfig(detect=fixed))
     assert r.meta["detect_threshold"] == 3.0
+    assert np.isnan(r.meta["false_alarm_threshold"])
+    # the false-alarm rate raises a low threshold to its own level, never lowers one
+    rated = dataclasses.replace(fixed, false_alarm_rate=0.25)
+    r = difference_images(sci, make_frame(rng, shape=(128, 128)),
+                          config=DifferenceConfig(detect=rated))
+    assert 4.5 < r.meta["false_alarm_threshold"] < 6.0
+    assert r.meta["detect_threshold"] == pytest.approx(r.meta["false_alarm_threshold"])
+    high = DifferenceConfig(detect=dataclasses.replace(rated, threshold=7.0))
+    r = difference_images(sci, make_frame(rng, shape=(128, 128)), config=high)
+    assert r.meta["detect_threshold"] == 7.0
+    with pytest.raises(ValueError, match="false_alarm_rate"):
+        difference_images(sci, sci, config=DifferenceConfig(
+            detect=dataclasses.replace(fixed, false_alarm_rate=-1.0)))

@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 import pyarrow.parquet as pq
 from astropy.io import fits
 
@@ -36,3 +37,31 @@ def test_run_diff_writes_products_with_required_columns(tmp_path):
     with fits.open(out / "diff_psf.fits") as hdul:
         assert abs(hdul[0].data.sum() - 1.0) < 1e-5 and hdul[0].data.shape[0] % 2 == 1
     assert result.meta["sci_psf_source"] == "frame" and result.meta["ref_psf_source"] == "estimated"
+
+
+def test_rapid_diff_command_applies_threshold_options(tmp_path):
+    import subprocess
+    import sys
+
+    rng = np.random.default_rng(71)
+    shape = (128, 128)
+    stars = list(zip(*star_field(rng, shape, 20, flux_range=(5e3, 5e4))))
+    sci = make_frame(rng, shape=shape, fwhm=2.5, sigma=8.0, stars=stars + [(70.3, 50.6, 5000.0)])
+    ref = make_frame(rng, shape=shape, fwhm=2.8, sigma=4.0, stars=stars)
+    write_fits_image(tmp_path / "sci.fits", sci.data, sci.wcs, header_extra={"GAIN": 1.0})
+    write_fits_image(tmp_path / "ref.fits", ref.data, ref.wcs, header_extra={"GAIN": 1.0})
+
+    def rapid_diff(*options):
+        return subprocess.run([sys.executable, "-m", "rapid", "diff", str(tmp_path / "sci.fits"),
+                               str(tmp_path / "ref.fits"), "--out", str(tmp_path / "out"),
+                               *options], capture_output=True, text=True)
+
+    run = rapid_diff("--threshold", "6.5", "--false-alarms", "0")
+    assert run.returncode == 0, run.stderr
+    header = fits.getheader(tmp_path / "out" / "diff.fits")
+    # the threshold is in units of Scorr's measured std; no false-alarm level was asked for
+    assert header["DETECT_THRESHOLD"] == pytest.approx(6.5 * header["SCORRSTD"], rel=1e-5)
+    assert "FALSE_ALARM_THRESHOLD" not in header
+    assert "above Scorr" in run.stdout
+    run = rapid_diff("--false-alarms", "-1")
+    assert run.returncode == 2 and "--false-alarms" in run.stderr

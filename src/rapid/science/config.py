@@ -128,10 +128,9 @@ class DetectConfig:
     Attributes
     ----------
     threshold : float
-        Detection threshold in units of Scorr's standard deviation (5.0). RAPID uses 2.5 with
-        SExtractor's relative threshold; 2.5 sigma on a 4088^2 image yields thousands of noise
-        peaks, so we default to 5, the usual ZOGY choice, which gives well under one false
-        candidate per image on pure noise.
+        Lowest detection threshold in units of Scorr's standard deviation (5.0), the usual
+        ZOGY choice; ``false_alarm_rate`` may raise it. RAPID uses 2.5 with SExtractor's
+        relative threshold, which on a 4088^2 image admits thousands of noise peaks.
     relative : bool
         Scale the threshold by the measured robust std of Scorr (True), like RAPID's relative
         thresholds; this absorbs noise correlations left by resampling.
@@ -160,6 +159,22 @@ class DetectConfig:
         the Gaussian rate of brightening peaks at 4.5 sigma and half the fading ones. The
         skewness comes from the science frame's gain and exposure time; without a gain the
         noise is taken as Gaussian.
+    subpixel_phases : bool
+        Also search Scorr computed with the filters matched to sources half a pixel off the
+        pixel centres (True; :mod:`rapid.science.phases`). With Roman's undersampled PSF the
+        best pixel of the centred filter keeps only 71-100% (89% on average) of a source's
+        S/N; with the half-pixel phases >= 94%. Needs a finely sampled PSF of the science
+        image (a PSF file with an oversampled HDU): only that shifts exactly. Costs three FFTs
+        of the image.
+    false_alarm_rate : float
+        Expected noise false alarms per million pixels and sign that the threshold admits
+        (0.25, i.e. ~8 per 4088^2 image for both signs); the threshold is raised above
+        ``threshold`` to the level where Gaussian noise through the difference PSF gives this
+        rate (:func:`rapid.science.phases.false_alarm_threshold`). Sharp PSFs have more
+        independent noise elements than broad ones and so get higher thresholds: ~5.35 for
+        Roman H158 (where the half-pixel search then finds as many sources as the pixel-centre
+        filter at 5.0, with half its noise false alarms), ~5.05 for a 3-pixel FWHM. 0 keeps
+        ``threshold`` as it is.
     """
 
     threshold: float = 5.0
@@ -170,6 +185,8 @@ class DetectConfig:
     deblend_nthresh: int = 32
     deblend_cont: float = 0.005
     skew_correction: bool = True
+    subpixel_phases: bool = True
+    false_alarm_rate: float = 0.25
 
 
 @dataclass(frozen=True)

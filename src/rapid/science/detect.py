@@ -50,7 +50,7 @@ def detect_candidates(
     mask: np.ndarray | None = None, threshold: float = 5.0, minarea: int = 2,
     both_signs: bool = True, edge: int = 8, deblend_nthresh: int = 32,
     deblend_cont: float = 0.005, centroid_sigma: float = 1.0, analysis_fraction: float = 0.5,
-    threshold_fading: float | None = None,
+    threshold_fading: float | None = None, scorr_fading: np.ndarray | None = None,
 ) -> Table:
     """Find candidates as connected areas of Scorr whose peak passes a threshold.
 
@@ -93,6 +93,9 @@ def detect_candidates(
     threshold_fading : float, optional
         Threshold on -Scorr for fading candidates (default ``threshold``); the two differ when
         the noise of Scorr is skewed.
+    scorr_fading : ndarray, optional
+        Image whose negative is searched for fading candidates (default ``scorr``); with
+        sub-pixel phases, ``scorr`` is the highest and this the lowest Scorr over the phases.
 
     Returns
     -------
@@ -111,6 +114,9 @@ def detect_candidates(
         raise ValueError(f"D_unc has shape {np.shape(D_unc)}, scorr has {scorr.shape}")
     if mask is not None and np.shape(mask) != scorr.shape:
         raise ValueError(f"mask has shape {np.shape(mask)}, scorr has {scorr.shape}")
+    if scorr_fading is not None and np.shape(scorr_fading) != scorr.shape:
+        raise ValueError(f"scorr_fading has shape {np.shape(scorr_fading)}, scorr has "
+                         f"{scorr.shape}")
     if threshold_fading is None:
         threshold_fading = threshold
     if not (threshold > 0 and threshold_fading > 0):
@@ -120,17 +126,20 @@ def detect_candidates(
     if not 0 < analysis_fraction <= 1:
         raise ValueError(f"analysis_fraction must be within (0, 1], got {analysis_fraction}")
     bad = ~np.isfinite(scorr) | ~np.isfinite(D)
+    if scorr_fading is not None:
+        bad |= ~np.isfinite(scorr_fading)
     if D_unc is not None:
         bad |= ~np.isfinite(D_unc)
     if mask is not None:
         bad |= mask.astype(bool)
     ny, nx = scorr.shape
     sc = sep_ready(scorr, bad)
+    sc_fading = sc if scorr_fading is None else sep_ready(scorr_fading, bad)
     d_arr = sep_ready(D, bad)
     tables = []
     for sign in (1, -1) if both_signs else (1,):
         thresh = threshold if sign > 0 else threshold_fading
-        objs = _extract(sc if sign > 0 else -sc, bad, thresh * analysis_fraction, minarea,
+        objs = _extract(sc if sign > 0 else -sc_fading, bad, thresh * analysis_fraction, minarea,
                         deblend_nthresh, deblend_cont)
         if len(objs) == 0:
             continue

@@ -31,6 +31,8 @@ from rapid.science.detect import detect_candidates
 from rapid.science.fine_psf import fine_difference_psf
 from rapid.science.gainmatch import GainMatch, gain_match
 from rapid.science.image import Frame
+from rapid.science.phases import (HALF_PIXEL_PHASES, false_alarm_threshold,
+                                  gradient_variance, psf_at_phase)
 from rapid.science.photometry import DifferenceNoise, measure_candidates
 from rapid.science.psf import estimate_psf, fit_psf_fwhm, gaussian_psf
 from rapid.science.zogy import zogy
@@ -60,7 +62,8 @@ class DifferenceResult:
         scalefacref, scalefacref_err, gainmatch_method, dxrmsfin, dyrmsfin, dxmedianfin,
         dymedianfin, nmatched, scorrstd, ncandidates, npositive, nnegative, fd, sci_bkg_rms,
         ref_bkg_rms, sci_fwhm, ref_fwhm, diff_fwhm, sci_psf_source, ref_psf_source, nmasked,
-        detect_threshold, detect_threshold_fading, scorr_skew.
+        detect_threshold, detect_threshold_fading, scorr_skew, false_alarm_threshold (the
+        level that ``config.detect.false_alarm_rate`` asks for; NaN when not used).
     timings : dict
         Wall seconds per step.
     gain : GainMatch
@@ -259,8 +262,16 @@ def difference_images(sci: Frame, ref: Frame, *,
                         aperture_radius=gc.aperture_radius,
                         saturation_fraction=gc.saturation_fraction)
 
+    dc = cfg.detect
+    if not (np.isfinite(dc.false_alarm_rate) and dc.false_alarm_rate >= 0):
+        raise ValueError(f"false_alarm_rate must be >= 0, got {dc.false_alarm_rate!r}")
+    fine_n = sci_b.psf_fine if src_n == "frame" else None
     zc = cfg.zogy
     with timed("zogy"):
+        # Only a fine PSF shifts exactly: a Fourier-shifted undersampled stamp rings, and its
+        # side lobes pick up the residual rings of static stars
+        phase_psfs = [psf_at_phase(psf_n, fine_n, dx, dy) for dx, dy in HALF_PIXEL_PHASES] \
+            if dc.subpixel_phases and fine_n is not None else []
         sigma_n = float(np.median(sci_rms[~bad]))
         sigma_r = float(np.median(ref_rms[~bad]))
         N = np.where(bad, 0.0, sci_b.data).astype(np.float32)
@@ -270,11 +281,11 @@ def difference_images(sci: Frame, ref: Frame, *,
         zr = zogy(N, R, psf_n, psf_r, sigma_n=sigma_n, sigma_r=sigma_r, Fn=1.0,
                   Fr=1.0 / gm.flux_ratio, var_n=var_n, var_r=var_r, sigma_x=sx, sigma_y=sy,
                   flux_noise=zc.flux_noise, kappa3_n=_third_cumulant(sci, bad),
-                  pd_size=zc.pd_size, device=zc.device, workers=zc.workers)
+                  phase_psfs=phase_psfs, pd_size=zc.pd_size, device=zc.device, workers=zc.workers)
         del N, R
         scale = zr.flux_scale()
-        pd_fine = (fine_difference_psf(zr.kernel_n, sci_b.psf_fine, zc.pd_size)
-                   if sci_b.psf_fine is not None and src_n == "frame" else None)
+        pd_fine = (fine_difference_psf(zr.kernel_n, fine_n, zc.pd_size)
+                   if fine_n is not None else None)
         noise = DifferenceNoise(kernel_n=zr.kernel_n * scale, kernel_r=zr.kernel_r * scale,
                                 var_n=var_n, var_r=var_r)
 
@@ -291,19 +302,26 @@ def difference_images(sci: Frame, ref: Frame, *,
         D[mask] = np.nan
         D_unc[mask] = np.nan
         scorr = zr.Scorr
-        scorr[mask] = 0.0
+        for image in (scorr, zr.Scorr_hi, zr.Scorr_lo):
+            image[mask] = 0.0
         scorrstd = _robust_std(scorr[~mask])
 
-    dc = cfg.detect
     with timed("detect"):
         unit = scorrstd if dc.relative and np.isfinite(scorrstd) and scorrstd > 0 else 1.0
+        level = dc.threshold
+        fa_level = float("nan")
+        if dc.false_alarm_rate > 0:
+            lam = (gradient_variance(pd_fine.data, pd_fine.factor) if pd_fine is not None
+                   else gradient_variance(zr.Pd))
+            fa_level = false_alarm_threshold(lam, dc.false_alarm_rate)
+            level = max(level, fa_level)
         # Cornish-Fisher: the quantile of a skewed law at the Gaussian's tail probability
-        shift = (zr.skew if dc.skew_correction else 0.0) * (dc.threshold**2 - 1.0) / 6.0
-        thresh = unit * (dc.threshold + shift)
-        thresh_fading = unit * max(dc.threshold - shift, 0.5 * dc.threshold)
+        shift = (zr.skew if dc.skew_correction else 0.0) * (level**2 - 1.0) / 6.0
+        thresh = unit * (level + shift)
+        thresh_fading = unit * max(level - shift, 0.5 * level)
         diff_fwhm = fit_psf_fwhm(zr.Pd)
-        cands = detect_candidates(scorr, D, D_unc, mask=mask, threshold=thresh,
-                                  threshold_fading=thresh_fading,
+        cands = detect_candidates(zr.Scorr_hi, D, D_unc, mask=mask, threshold=thresh,
+                                  threshold_fading=thresh_fading, scorr_fading=zr.Scorr_lo,
                                   minarea=dc.minarea, both_signs=dc.both_signs, edge=dc.edge,
                                   deblend_nthresh=dc.deblend_nthresh,
                                   deblend_cont=dc.deblend_cont,
@@ -331,6 +349,7 @@ def difference_images(sci: Frame, ref: Frame, *,
         "diff_fwhm": diff_fwhm, "sci_psf_source": src_n, "ref_psf_source": src_r,
         "nmasked": int(mask.sum()), "detect_threshold": float(thresh),
         "detect_threshold_fading": float(thresh_fading), "scorr_skew": zr.skew,
+        "false_alarm_threshold": fa_level,
     }
     diff = Frame(data=D, wcs=sci.wcs, psf=zr.Pd, unc=D_unc, mask=mask, psf_fine=pd_fine,
                  meta={k: sci.meta[k] for k in ("filter", "mjdobs", "zptmag") if k in sci.meta})

@@ -20,10 +20,12 @@ FFTs are real (rfft2) on sizes padded to fast lengths and run in single precisio
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import scipy.fft
+from scipy.ndimage import maximum_filter
 
 from rapid.science.psf import normalise_psf, pad_psf
 
@@ -52,6 +54,10 @@ class ZogyResult:
         Real-space kernels with D = kernel_n (x) N - kernel_r (x) R (convolution), cropped to
         odd stamps centred on offset 0; they propagate per-pixel noise of N and R into any
         linear measurement on D (see :mod:`rapid.science.photometry`).
+    Scorr_hi, Scorr_lo : ndarray
+        Highest and lowest Scorr over the pixel centre and the sub-pixel phases asked for
+        (``phase_psfs``); the same array as ``Scorr`` when none were. Detection of brightening
+        sources runs on ``Scorr_hi``, of fading ones on ``-Scorr_lo``.
     skew : float
         Skewness of Scorr's noise from the third cumulant of N's noise (``kappa3_n``), at the
         median variance: Poisson noise of a faint sky is skewed, and a matched filter that an
@@ -68,7 +74,15 @@ class ZogyResult:
     Fr: float
     kernel_n: np.ndarray | None = None
     kernel_r: np.ndarray | None = None
+    Scorr_hi: np.ndarray | None = None
+    Scorr_lo: np.ndarray | None = None
     skew: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.Scorr_hi is None:
+            self.Scorr_hi = self.Scorr
+        if self.Scorr_lo is None:
+            self.Scorr_lo = self.Scorr
 
     def flux_scale(self) -> float:
         """Factor turning D into science-image units (``D * Fn / Fd``)."""
@@ -114,7 +128,7 @@ def zogy(
     sigma_n: float | np.ndarray, sigma_r: float | np.ndarray, Fn: float = 1.0, Fr: float = 1.0,
     var_n: np.ndarray | None = None, var_r: np.ndarray | None = None,
     sigma_x: float = 0.0, sigma_y: float = 0.0, flux_noise: float = 0.0, pd_size: int = 25,
-    kernel_size: int = 31, kappa3_n: float = 0.0,
+    kernel_size: int = 31, kappa3_n: float = 0.0, phase_psfs: Sequence[np.ndarray] = (),
     device: str = "cpu", workers: int | None = None,
 ) -> ZogyResult:
     """Proper image subtraction of R from N.
@@ -150,6 +164,12 @@ def zogy(
     kappa3_n : float, optional
         Third cumulant of N's per-pixel noise (0, Gaussian); for Poisson counts it is the
         count rate over (gain x exposure time)**2, in N's units cubed. Gives ``skew``.
+    phase_psfs : sequence of ndarray, optional
+        PSFs of N for a source at sub-pixel offsets from a pixel centre (see
+        :func:`rapid.science.phases.psf_at_phase`); S is also computed with the filter matched
+        to each, and ``Scorr_hi`` / ``Scorr_lo`` keep the extremes. Scorr's variance at a phase
+        is the largest of the centre's over the 3 x 3 neighbourhood, scaled by the ratio of
+        the filters' noise powers (exact for uniform noise).
     device : {"cpu", "gpu", "auto"}, optional
         Where the FFTs run ("cpu"); "gpu" needs CuPy, "auto" uses it when present.
     workers : int, optional
@@ -210,7 +230,12 @@ def zogy(
     R_hat = rfft2(padded(R, 0.0))
     dn_hat = (Fr * Pr_hat / sqrt_den).astype(xp.complex64, copy=False)
     dr_hat = (Fn * Pn_hat / sqrt_den).astype(xp.complex64, copy=False)
-    D = crop(irfft2(dn_hat * N_hat - dr_hat * R_hat, shape))
+    D_hat = dn_hat * N_hat - dr_hat * R_hat
+    D = crop(irfft2(D_hat, shape))
+    # S at any phase is conj(Pn_phase^) Q^ with Q^ = Fr Fn conj(Pr^) D^ / sqrt(den)
+    Q_hat = ((Fr * Fn) * xp.conj(Pr_hat) / sqrt_den * D_hat).astype(xp.complex64) \
+        if len(phase_psfs) else None
+    del D_hat
     Vn_hat = rfft2(padded(var_n, sn**2))
     Vr_hat = rfft2(padded(var_r, sr**2))
 
@@ -287,5 +312,31 @@ def zogy(
     skew = 0.0
     if kappa3_n and ok.any():
         skew = float(kappa3_n * cubes["n"] / float(np.median(V[ok])) ** 1.5)
+    hi = lo = None
+    if Q_hat is not None:
+        # the noise power of the phase-p filter relative to the centre's, for uniform noise:
+        # sum |Pn_p^|^2 |Pr^|^2 / den over the full (Hermitian) spectrum
+        weight = xp.full(absPr2.shape[1], 2.0, dtype=xp.float32)
+        weight[0] = 1.0
+        if shape[1] % 2 == 0:
+            weight[-1] = 1.0
+        power = absPr2 / den * weight[None, :]
+        base = float(xp.sum(power * absPn2, dtype=xp.float64))
+        # Scorr's variance at a phase is taken as the largest of the centre's over the 3 x 3
+        # pixels around: the filter sits between pixels, and next to a bright source (steep
+        # source-noise and registration terms) the larger neighbour keeps it conservative
+        sd = np.sqrt(maximum_filter(np.clip(V, 0.0, None), size=3))
+        hi, lo = Scorr.copy(), Scorr.copy()
+        for psf in phase_psfs:
+            P_hat = rfft2(xp.asarray(pad_psf(normalise_psf(psf), shape).astype(np.float32)))
+            ratio = float(xp.sum(power * (P_hat.real**2 + P_hat.imag**2), dtype=xp.float64)) / base
+            S_p = crop(irfft2(xp.conj(P_hat) * Q_hat, shape))
+            S_p[ok] /= sd[ok] * np.float32(np.sqrt(ratio))
+            S_p[~ok] = 0.0
+            np.maximum(hi, S_p, out=hi)
+            np.minimum(lo, S_p, out=lo)
+            del P_hat, S_p
+        del Q_hat, sd
     return ZogyResult(D=D, Pd=Pd, S=S, Scorr=Scorr, Fd=float(Fd), D_var=D_var, Fn=float(Fn),
-                      Fr=float(Fr), kernel_n=kernel_n, kernel_r=kernel_r, skew=skew)
+                      Fr=float(Fr), kernel_n=kernel_n, kernel_r=kernel_r, Scorr_hi=hi,
+                      Scorr_lo=lo, skew=skew)
