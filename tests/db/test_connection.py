@@ -92,3 +92,31 @@ def test_concurrent_first_opens_migrate_once(db_url: str) -> None:
         assert conn.execute(sa.select(sa.func.count()).select_from(schema.filters)).scalar() == 8
         assert conn.execute(sa.select(sa.func.count()).select_from(schema.swversions)).scalar() == 1
     engine.dispose()
+
+
+def test_wal_switch_waits_for_a_locked_file(tmp_path) -> None:
+    import sqlite3
+
+    from rapid.db.connect import _set_wal
+
+    path = tmp_path / "locked.db"
+    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    holder.execute("CREATE TABLE t (x)")
+    holder.execute("BEGIN EXCLUSIVE")
+    other = sqlite3.connect(path, isolation_level=None, timeout=0)
+    release = threading.Timer(0.3, lambda: holder.execute("COMMIT"))
+    release.start()
+    _set_wal(other.cursor(), 5.0)  # fails at once without the wait, succeeds after COMMIT
+    release.join()
+    assert other.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    holder.close()
+    other.close()
+    # a lock held past the time-out is reported, not waited for forever
+    holder = sqlite3.connect(tmp_path / "held.db", isolation_level=None)
+    holder.execute("CREATE TABLE t (x)")
+    holder.execute("BEGIN EXCLUSIVE")
+    other = sqlite3.connect(tmp_path / "held.db", isolation_level=None, timeout=0)
+    with pytest.raises(sqlite3.OperationalError, match="locked"):
+        _set_wal(other.cursor(), 0.2)
+    holder.close()
+    other.close()

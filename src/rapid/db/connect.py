@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import sqlite3
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -79,6 +81,27 @@ def make_engine(url: str | sa.URL, *, sqlite_busy_timeout_s: float = 30.0,
     raise ValueError(f"url: unsupported database backend {backend!r} (sqlite or postgresql)")
 
 
+def _set_wal(cursor: Any, busy_timeout_s: float) -> None:
+    """Switch the file to WAL, waiting for other first connections to let go.
+
+    Changing the journal mode needs the file to itself, and SQLite may answer "database is
+    locked" at once, without its busy handler, while another connection opens the same new
+    file; the mode is kept in the file, so once one connection has set it the others only
+    read it.
+    """
+    deadline = time.monotonic() + max(busy_timeout_s, 1.0)
+    delay = 0.01
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.5)
+
+
 def _sqlite_engine(u: sa.URL, busy_timeout_s: float, begin: str, echo: bool) -> sa.Engine:
     database = u.database or ""
     in_memory = database in ("", ":memory:") or database.startswith("file::memory:")
@@ -95,7 +118,7 @@ def _sqlite_engine(u: sa.URL, busy_timeout_s: float, begin: str, echo: bool) -> 
             cursor.execute("PRAGMA foreign_keys = ON")
             cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
             if not in_memory:
-                cursor.execute("PRAGMA journal_mode = WAL")
+                _set_wal(cursor, busy_timeout_s)
         finally:
             cursor.close()
 
