@@ -302,7 +302,8 @@ def difference_images(sci: Frame, ref: Frame, *,
         D[mask] = np.nan
         D_unc[mask] = np.nan
         scorr = zr.Scorr
-        for image in (scorr, zr.Scorr_hi, zr.Scorr_lo):
+        # without phases the extremes are Scorr itself: mask each array once
+        for image in {id(a): a for a in (scorr, zr.Scorr_hi, zr.Scorr_lo)}.values():
             image[mask] = 0.0
         scorrstd = _robust_std(scorr[~mask])
 

@@ -27,8 +27,12 @@ from rapid.science.image import FinePsf
 MATCH_TOLERANCE = 0.03
 
 
-def _centre_samples(fine: np.ndarray, factor: int, shape: tuple[int, int]) -> np.ndarray | None:
-    """The fine image read at pixel steps through its centre, on a stamp of ``shape``."""
+def centre_samples(fine: np.ndarray, factor: int, shape: tuple[int, int]) -> np.ndarray | None:
+    """The fine image read at pixel steps through its centre, on a stamp of ``shape``.
+
+    Samples beyond the fine image's edge are 0; None when the fine image has an even side
+    (its centre falls between samples).
+    """
     ny, nx = fine.shape
     if ny % 2 == 0 or nx % 2 == 0:
         return None  # the centre falls between samples
@@ -76,7 +80,7 @@ def effective_fine_psf(native: np.ndarray, fine: np.ndarray, factor: int) -> Fin
     readings = (fine, fftconvolve(fine, np.outer(edge, edge), mode="full"))
     best, best_err = None, np.inf
     for candidate in readings:
-        samples = _centre_samples(candidate, factor, native.shape)
+        samples = centre_samples(candidate, factor, native.shape)
         if samples is None or not samples.sum() > 0:
             continue
         err = float(np.max(np.abs(samples / samples.sum() - native))) / float(native.max())

@@ -29,6 +29,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.ndimage import fourier_shift, shift
 
+from rapid.science.fine_psf import centre_samples
 from rapid.science.image import FinePsf
 
 # The three sub-pixel offsets (dx, dy) searched besides the pixel centre: half a pixel in x,
@@ -65,14 +66,9 @@ def psf_at_phase(native: np.ndarray, fine: FinePsf | None, dx: float, dy: float)
         # a cubic spline through the fine samples reproduces them exactly at whole-sample
         # shifts (half a pixel with an even factor) and interpolates a well-sampled image
         moved = shift(fine.data, (dy * k, dx * k), order=3, mode="constant", cval=0.0)
-        fy, fx = moved.shape
-        cy, cx = (fy - 1) // 2, (fx - 1) // 2
-        hy = min(native.shape[0] // 2, cy // k)
-        hx = min(native.shape[1] // 2, cx // k)
-        out = np.zeros_like(native)
-        sy, sx = native.shape[0] // 2, native.shape[1] // 2
-        out[sy - hy:sy + hy + 1, sx - hx:sx + hx + 1] = moved[
-            cy - hy * k:cy + hy * k + 1:k, cx - hx * k:cx + hx * k + 1:k]
+        out = centre_samples(moved, k, native.shape)
+        if out is None:
+            raise ValueError(f"fine PSF must have odd sides, got {fine.data.shape}")
     total = out.sum()
     if not (np.isfinite(total) and total > 0):
         raise ValueError("shifted PSF has no positive sum")
