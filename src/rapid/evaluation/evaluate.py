@@ -20,6 +20,7 @@ from rapid import store
 from rapid.evaluation.diffsnr import difference_snr
 from rapid.evaluation.quality import Matched, match_catalogs, summarize
 from rapid.evaluation.recovery import _basename
+from rapid.jobs.products import read_table
 
 TRUTH_COLUMNS = ("filename", "filter", "kind", "x", "y", "flux", "diff_flux", "mag",
                  "snr_expected")
@@ -99,7 +100,7 @@ def registered_products(db, procdate=None) -> list[DiffProducts]:  # noqa: ANN00
 
 
 def _read_catalog(uri: str) -> dict[str, np.ndarray]:
-    table = pq.read_table(io.BytesIO(store.read_bytes(uri)))
+    table = read_table(uri)
     cols = {c: np.asarray(table[c]) for c in table.column_names}
     cols.setdefault("x", np.zeros(0))
     for c in ("y", "flux", "flux_err"):

@@ -6,7 +6,6 @@ brightening candidate lies within ``radius`` pixels of its true position in that
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 from urllib.parse import urlparse
@@ -15,8 +14,8 @@ import numpy as np
 import pyarrow.parquet as pq
 from scipy.spatial import cKDTree
 
-from rapid import store
 from rapid.db.lookups import diffimages_with_catalogs
+from rapid.jobs.products import read_table
 
 
 @dataclass(frozen=True)
@@ -103,7 +102,7 @@ def transient_recovery(db, truth_path: str, *, procdate=None, radius: float = 2.
     for row in rows:
         name = _basename(row.l2filename)
         sel = (cols["filename"] == name) & (cols["kind"] == "transient") & (cols["diff_flux"] > 0)
-        cand = pq.read_table(io.BytesIO(store.read_bytes(row.catfilename)))
+        cand = read_table(row.catfilename)
         sign = np.asarray(cand["sign"]) if len(cand) else np.zeros(0)
         xy = np.column_stack([np.asarray(cand["x"]), np.asarray(cand["y"])]) if len(cand) else \
             np.zeros((0, 2))

@@ -1,4 +1,4 @@
-"""Writing a job's products to the store: each one checksummed and listed for the manifest."""
+"""A job's products in the store: written checksummed and listed for the manifest, tables read back."""
 
 from __future__ import annotations
 
@@ -44,6 +44,19 @@ class ProductWriter:
         sink = io.BytesIO()
         pq.write_table(pa.table(columns), sink, compression="zstd")
         return self.put(name, filename, sink.getvalue())
+
+
+def read_table(uri: str):  # -> pyarrow.Table
+    """A Parquet product of the store, read whole.
+
+    The bytes are read into memory first, and Arrow's read-ahead cache is off: with it, Arrow's
+    IO threads keep references to the Python buffer after the read returns, and releasing them
+    needs the GIL; at interpreter exit that thread aborts the process ("terminate called
+    without an active exception"). Products are small, so the cache gains nothing here.
+    """
+    import pyarrow.parquet as pq
+
+    return pq.read_table(io.BytesIO(store.read_bytes(uri)), pre_buffer=False)
 
 
 def fits_bytes(data: np.ndarray, wcs: WCS | None = None, *, header: dict | None = None) -> bytes:
