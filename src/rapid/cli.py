@@ -348,12 +348,15 @@ def diff(sci: Path = typer.Argument(..., help="Science FITS image (any telescope
 def demo(ctx: typer.Context,
          size: int = typer.Option(512, help="Image size of the simulated survey, pixels."),
          epochs: int = typer.Option(6, help="Epochs per field."),
-         seed: int = typer.Option(1, help="Random seed of the simulated survey.")) -> None:
+         seed: int = typer.Option(1, help="Random seed of the simulated survey."),
+         transients: int = typer.Option(10, help="Transients injected per image.")) -> None:
     """Simulate a small survey (2 fields), ingest it, run it, and summarise what was found."""
     from rapid.demo import run_demo
 
-    run_demo(ctx.obj["settings"], size=size, epochs=epochs, seed=seed, console=out,
-             progress_console=err)
+    if transients < 0:
+        raise UserError(f"--transients must be >= 0, got {transients}")
+    run_demo(ctx.obj["settings"], size=size, epochs=epochs, seed=seed, transients=transients,
+             console=out, progress_console=err)
 
 
 # Verbs of other areas register themselves on ``app`` (each module imports it from here).

@@ -12,7 +12,7 @@ from rapid.config import Settings
 
 
 def run_demo(settings: Settings, *, size: int = 512, epochs: int = 6, seed: int = 1,
-             console: Console, progress_console: Console) -> dict:
+             transients: int = 10, console: Console, progress_console: Console) -> dict:
     """Run the demo under ``settings.workdir``; returns the summary it prints."""
     from rapid.db.connect import open_database
     from rapid.evaluation.recovery import transient_recovery
@@ -28,7 +28,7 @@ def run_demo(settings: Settings, *, size: int = 512, epochs: int = 6, seed: int 
     console.print(f"[bold]rapid demo[/bold] in {work}")
     console.print(f"simulating 2 fields x {epochs} epochs of {size}x{size} H158 images ...")
     survey = simulate_survey(sim_dir, fields=2, filters=("H158",), epochs=epochs, scas=(1,),
-                             size=size, seed=seed)
+                             size=size, seed=seed, transients_per_image=transients)
     engine = open_database(settings.database_url)
     report = ingest_paths(engine, [sim_dir / "images"])
     console.print(f"ingested {len(report.added)} images ({len(report.unchanged)} already there)")

@@ -97,3 +97,21 @@ def test_sky_field_prints_the_published_tile(tmp_path):
     assert info["field"] == 5321355
     assert info["ra0"] == pytest.approx(11.067073, abs=1e-5)
     assert info["dec_min"] == pytest.approx(-43.85415, abs=1e-5)
+
+
+@pytest.mark.slow
+def test_demo_injects_the_transients_asked_for(tmp_path):
+    import pyarrow.parquet as pq
+
+    work = tmp_path / "work"
+    out = rapid("demo", "--size", "160", "--epochs", "4", "--transients", "3", "--seed", "5",
+                workdir=work).stdout
+    truth = pq.read_table(work / "demo-survey" / "truth.parquet").to_pydict()
+    images = set(truth["filename"])
+    assert len(images) == 8
+    for name in images:
+        kinds = [k for f, k in zip(truth["filename"], truth["kind"]) if f == name]
+        assert kinds.count("transient") == 3
+    assert "difference images: 2" in out
+    bad = rapid("demo", "--transients", "-1", workdir=work, check=False)
+    assert bad.returncode == 2 and "--transients must be >= 0" in bad.stderr
