@@ -211,3 +211,18 @@ def test_config_is_validated_and_threshold_applies():
     with pytest.raises(ValueError, match="false_alarm_rate"):
         difference_images(sci, sci, config=DifferenceConfig(
             detect=dataclasses.replace(fixed, false_alarm_rate=-1.0)))
+
+
+def test_fits_converged_onto_one_source_keep_the_most_significant():
+    from astropy.table import Table
+
+    from rapid.science.difference import drop_converged
+
+    t = Table({"x": [595.149, 595.149, 600.4, 10.0, 10.2, np.nan],
+               "y": [135.445, 135.445, 136.6, 20.0, 20.1, np.nan],
+               "sign": [-1, -1, 1, 1, -1, 1],
+               "scorr_peak": [-5.312, -5.332, 5.6, 8.0, -6.0, 5.5]})
+    out = drop_converged(t)
+    # the weaker of the identical pair goes; opposite signs at one place are both kept
+    assert list(out["scorr_peak"]) == pytest.approx([-5.332, 5.6, 8.0, -6.0, 5.5], nan_ok=True)
+    assert len(drop_converged(t[:1])) == 1

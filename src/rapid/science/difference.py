@@ -120,6 +120,41 @@ def _psf_for(frame: Frame, cfg) -> tuple[np.ndarray, str]:
         return gaussian_psf(cfg.fallback_fwhm, size=cfg.size), "fallback"
 
 
+def drop_converged(table: Table, radius: float = 0.5) -> Table:
+    """Candidates without the ones whose fit converged onto a more significant one of their sign.
+
+    Two detections a pixel apart (a source split by the deblender, or two phases of one
+    residual) can be fitted to the same position; the catalog keeps one source there, the one
+    with the largest ``|scorr_peak|``.
+
+    Parameters
+    ----------
+    table : astropy.table.Table
+        Measured candidates with x, y, sign and scorr_peak.
+    radius : float, optional
+        Fitted positions closer than this (pixels) are one source (0.5).
+
+    Returns
+    -------
+    astropy.table.Table
+        The kept rows, in their original order.
+    """
+    if len(table) < 2:
+        return table
+    from scipy.spatial import cKDTree
+
+    xy = np.column_stack([np.asarray(table["x"], float), np.asarray(table["y"], float)])
+    sign = np.asarray(table["sign"])
+    score = np.nan_to_num(np.abs(np.asarray(table["scorr_peak"], float)))
+    keep = np.ones(len(table), dtype=bool)
+    rows = np.flatnonzero(np.isfinite(xy).all(axis=1))
+    for a, b in sorted(cKDTree(xy[rows]).query_pairs(radius)):
+        i, j = rows[a], rows[b]
+        if sign[i] == sign[j] and keep[i] and keep[j]:
+            keep[j if score[i] >= score[j] else i] = False
+    return table[keep]
+
+
 def _variance(frame: Frame, rms: np.ndarray) -> np.ndarray:
     """Per-pixel variance: the frame's uncertainty, else background noise plus Poisson term.
 
@@ -338,6 +373,7 @@ def difference_images(sci: Frame, ref: Frame, *,
             iy = np.clip(np.round(np.asarray(table["y"])).astype(int), 0, mask.shape[0] - 1)
             ix = np.clip(np.round(np.asarray(table["x"])).astype(int), 0, mask.shape[1] - 1)
             table = table[~mask[iy, ix]]
+            table = drop_converged(table)
 
     npos = int(np.sum(table["sign"] > 0)) if len(table) else 0
     meta = {
