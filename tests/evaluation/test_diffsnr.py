@@ -66,3 +66,38 @@ def test_bad_arguments_are_named():
         psf_flux_sigma(np.ones((8, 8)), np.ones((3, 3)), 3, 3, core_fraction=0)
     with pytest.raises(ValueError, match="unc"):
         psf_flux_sigma(np.ones(8), np.ones((3, 3)), 3, 3)
+
+
+def _pixel_gaussian(offsets, sigma):
+    """Pixel-integrated 1-D Gaussian of a source at 0, on pixels centred at ``offsets``."""
+    from scipy.special import ndtr
+
+    return ndtr((offsets + 0.5) / sigma) - ndtr((offsets - 0.5) / sigma)
+
+
+def test_an_undersampled_source_off_a_pixel_centre_has_a_lower_snr_with_a_fine_psf():
+    from rapid.science.image import FinePsf
+
+    sigma, half, factor = 0.45, 7, 4  # FWHM 1.06 px: undersampled
+    native_1d = _pixel_gaussian(np.arange(-half, half + 1.0), sigma)
+    native = np.outer(native_1d, native_1d)
+    fine_1d = _pixel_gaussian(np.arange(-half * factor, half * factor + 1) / factor, sigma)
+    fine = FinePsf.normalised(np.outer(fine_1d, fine_1d), factor)
+    unc = np.ones((40, 40))
+    x, y = np.array([20.0, 20.5, 12.25]), np.array([20.0, 20.5, 30.0])
+    got = psf_flux_sigma(unc, native, x, y, fine=fine)
+    # the exact profile of each source, integrated over the pixels of the window around it
+    expected = []
+    for xk, yk in zip(x, y):
+        px = _pixel_gaussian(np.arange(-half, half + 1.0) - (xk - np.floor(xk + 0.5)), sigma)
+        py = _pixel_gaussian(np.arange(-half, half + 1.0) - (yk - np.floor(yk + 0.5)), sigma)
+        p = np.outer(py, px)
+        p /= p.sum()
+        expected.append(1.0 / np.sqrt(np.sum(p**2)))
+    assert got == pytest.approx(expected, rel=0.01)
+    # a source on a pixel corner spreads over four pixels: its S/N is well below a centred one
+    assert got[1] / got[0] > 1.15
+    centred = psf_flux_sigma(unc, native, x, y)
+    assert centred == pytest.approx(np.full(3, centred[0]), rel=1e-12)
+    snr = difference_snr(10.0 * got[1], unc, native, x[1], y[1], fine=fine)
+    assert snr == pytest.approx([10.0], rel=1e-9)

@@ -129,3 +129,27 @@ def test_write_fits_image_roundtrip_keeps_sip(tmp_path):
     assert np.allclose(w2.all_pix2world([[3.0, 17.0]], 0), w.all_pix2world([[3.0, 17.0]], 0))
     with pytest.raises(ValueError, match="2-D"):
         write_fits_image(tmp_path / "x.fits", np.zeros(3), w)
+
+
+def test_psf_file_round_trip_keeps_the_fine_sampling():
+    from rapid.io.fits_frame import psf_fits_bytes, read_psfs
+    from rapid.science.fine_psf import centre_samples
+    from rapid.science.image import FinePsf
+
+    factor = 3
+    r = np.arange(-21, 22) / factor  # 43 fine samples: 14 pixels around the centre
+    fine_1d = np.exp(-0.5 * (r / 1.1) ** 2)
+    fine = FinePsf.normalised(np.outer(fine_1d, fine_1d), factor)
+    native = centre_samples(fine.data, factor, (13, 13))
+    data = psf_fits_bytes(native / native.sum(), fine,
+                          header={"PSFSCALE": (0.11, "arcsec per sample"), "FILTER": "H158"})
+    psf, back = read_psfs(io.BytesIO(data))
+    assert psf.shape == (13, 13) and psf.sum() == pytest.approx(1.0)
+    assert back is not None and back.factor == factor
+    assert back.data / back.data.sum() == pytest.approx(fine.data / fine.data.sum(), abs=1e-7)
+    with fits.open(io.BytesIO(data)) as hdul:
+        assert hdul[0].header["PSFSCALE"] == 0.11 and hdul[0].header["FILTER"] == "H158"
+        assert hdul["OVERSAMP"].header["PSFSCALE"] == pytest.approx(0.11 / factor)
+    # without a fine PSF the file holds the stamp alone
+    psf, back = read_psfs(io.BytesIO(psf_fits_bytes(native)))
+    assert back is None and psf.shape == (13, 13)

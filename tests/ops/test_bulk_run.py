@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from datetime import datetime, timezone
 
 import pyarrow.parquet as pq
@@ -12,6 +13,7 @@ from astropy.io import fits
 from rapid import exitcodes, store
 from rapid.db import schema
 from rapid.ingest.register import ingest_paths
+from rapid.io.fits_frame import read_psfs
 from rapid.ops.context import OpsContext
 from rapid.ops.postproc import register_postproc
 from rapid.ops.register_science import register_science
@@ -73,6 +75,10 @@ def test_run_processes_every_image_and_registers_once(small_survey, db_url, tmp_
             with fits.open(store.local_copy(x.filename).__enter__()) as hdul:
                 hdr = hdul[0].header
                 assert (hdr["PID"], hdr["RID"], hdr["RFID"]) == (x.pid, x.rid, x.rfid)
+            # the difference PSF keeps the science PSF's fine sampling, matching its stamp
+            psf, fine = read_psfs(io.BytesIO(store.read_bytes(
+                x.filename.rsplit("/", 1)[0] + "/diffpsf.fits")))
+            assert fine is not None and fine.factor == 4 and psf.shape[0] % 2 == 1
         for ref in refs:
             with store.local_copy(ref.filename) as path, fits.open(path) as hdul:
                 assert hdul[0].header["RFID"] == ref.rfid

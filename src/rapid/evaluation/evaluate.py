@@ -2,7 +2,8 @@
 
 Besides the candidate catalog, each registered difference image is read back for its
 uncertainty (``diffimage_unc``) and PSF (``diffpsf``) products, so that every truth transient
-gets its true S/N in that difference image (:mod:`rapid.evaluation.diffsnr`). The products are
+gets its true S/N in that difference image (:mod:`rapid.evaluation.diffsnr`; at the transient's
+sub-pixel position when the PSF product carries a finer sampling). The products are
 found through the manifest of the job that registered the difference image (``jobs.manifest_uri``
 of ``diffimages.jid``); without a readable manifest, beside ``diffimages.filename`` under the
 names the science job writes.
@@ -20,6 +21,7 @@ from rapid import store
 from rapid.evaluation.diffsnr import difference_snr
 from rapid.evaluation.quality import Matched, match_catalogs, summarize
 from rapid.evaluation.recovery import _basename
+from rapid.io.fits_frame import read_psfs
 from rapid.jobs.products import read_table
 
 TRUTH_COLUMNS = ("filename", "filter", "kind", "x", "y", "flux", "diff_flux", "mag",
@@ -144,8 +146,9 @@ def truth_difference_snr(truth: dict[str, np.ndarray],
         rows = np.flatnonzero(names == p.l2name)
         if rows.size == 0:
             continue
-        unc, psf = _read_fits(p.uncertainty), _read_fits(p.psf)
-        s = difference_snr(diff[rows], unc, psf, x[rows], y[rows])
+        unc = _read_fits(p.uncertainty)
+        psf, fine = read_psfs(io.BytesIO(store.read_bytes(p.psf)))
+        s = difference_snr(diff[rows], unc, psf, x[rows], y[rows], fine=fine)
         snr[rows] = s
         masked[rows] = np.isnan(s) & np.isfinite(diff[rows])
     return snr, masked

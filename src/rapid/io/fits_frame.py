@@ -81,8 +81,9 @@ def _oversampling(hdu) -> int:
         return 1
 
 
-def _psf_hdus(path: str | os.PathLike) -> list[tuple[np.ndarray, int]]:
-    """Every image HDU of a PSF file with its OVERSAMP factor (1 when absent)."""
+def _psf_hdus(path: str | os.PathLike | io.IOBase) -> list[tuple[np.ndarray, int]]:
+    """Every image HDU of a PSF file (a path or a file object) with its OVERSAMP factor (1
+    when absent)."""
     try:
         with fits.open(path, memmap=False) as hdul:
             found = [(_image_data(h).astype(np.float64), _oversampling(h))
@@ -143,11 +144,50 @@ def read_fine_psf(path: str | os.PathLike, native: np.ndarray) -> FinePsf | None
     return _fine_psf(_psf_hdus(path), native)
 
 
-def read_psfs(path: str | os.PathLike) -> tuple[np.ndarray, FinePsf | None]:
-    """:func:`read_psf` and :func:`read_fine_psf` of one file, reading it once."""
+def read_psfs(path: str | os.PathLike | io.IOBase) -> tuple[np.ndarray, FinePsf | None]:
+    """:func:`read_psf` and :func:`read_fine_psf` of one file (a path or a file object),
+    reading it once."""
     hdus = _psf_hdus(path)
     native = _native_psf(hdus, path)
     return native, _fine_psf(hdus, native)
+
+
+def psf_fits_bytes(native: np.ndarray, fine: FinePsf | None = None, *,
+                   header: dict[str, Any] | None = None) -> bytes:
+    """A PSF file that :func:`read_psfs` reads back: the native stamp and the fine PSF.
+
+    Parameters
+    ----------
+    native : ndarray
+        Odd-sized PSF at pixel centres (primary HDU, float32).
+    fine : FinePsf, optional
+        The same PSF sampled finer, written to an HDU named 'OVERSAMP' whose OVERSAMP keyword
+        gives its factor (normalised to sum 1). Without it a source's profile between pixel centres can only be
+        interpolated, which an undersampled PSF does not allow.
+    header : dict, optional
+        Extra keywords for both HDUs (name -> value, or name -> (value, comment)); a
+        PSFSCALE (sample spacing) is divided by the factor in the fine HDU.
+
+    Returns
+    -------
+    bytes
+    """
+    hdr = fits.Header()
+    for key, value in (header or {}).items():
+        hdr[key] = value
+    hdus = [fits.PrimaryHDU(np.asarray(native, dtype=np.float32), header=hdr)]
+    if fine is not None:
+        fhdr = hdr.copy()
+        fhdr["OVERSAMP"] = (int(fine.factor), "samples per native pixel")
+        if "PSFSCALE" in fhdr:  # a sample spacing: finer by the factor
+            fhdr["PSFSCALE"] = (float(fhdr["PSFSCALE"]) / fine.factor, fhdr.comments["PSFSCALE"])
+        # normalised to sum 1 like the stamp: the usual convention of oversampled PSF files
+        fdata = np.asarray(fine.data, dtype=np.float64)
+        hdus.append(fits.ImageHDU((fdata / fdata.sum()).astype(np.float32), header=fhdr,
+                                  name="OVERSAMP"))
+    sink = io.BytesIO()
+    fits.HDUList(hdus).writeto(sink, output_verify="silentfix")
+    return sink.getvalue()
 
 
 def _mjd(header: fits.Header) -> float | None:

@@ -104,7 +104,7 @@ def _build_reference(stack: ExitStack, spec: ScienceSpec, out: ProductWriter,
     out.put_image("refimage_unc", "refimage_unc.fits", ref.unc, ref.wcs, header={"BUNIT": "DN/s"})
     psf_name = None
     if ref.psf is not None:
-        out.put_image("refimage_psf", "refimage_psf.fits", ref.psf)
+        out.put_psf("refimage_psf", "refimage_psf.fits", ref.psf, ref.psf_fine)
         psf_name = "refimage_psf"
     catalog = reference_catalog(built)
     out.put_table("refimage_cat", "refimage_cat.parquet", catalog)
@@ -198,7 +198,7 @@ def _write_difference(spec: ScienceSpec, sci: Frame, result, out: ProductWriter)
     out.put_image("diffimage", "diffimage_masked.fits", diff.data, diff.wcs, header=header)
     out.put_image("diffimage_unc", "diffimage_uncert_masked.fits", diff.unc, diff.wcs,
                   header={"BUNIT": "DN/s"})
-    out.put_image("diffpsf", "diffpsf.fits", diff.psf)
+    out.put_psf("diffpsf", "diffpsf.fits", diff.psf, diff.psf_fine)
     out.put_image("scorr", "scorrimage_masked.fits", result.scorr, diff.wcs)
     out.put_image("refimage_resampled", "refimage_resampled.fits", result.ref_resampled.data,
                   diff.wcs)

@@ -43,7 +43,8 @@ def run_diff(
         Science and reference FITS images, each with a celestial WCS.
     out_dir : str or path-like
         Output directory (created). Receives diff.fits (D, science units), diff_unc.fits,
-        scorr.fits, diff_psf.fits (Pd) and candidates.parquet (x, y zero-based science
+        scorr.fits, diff_psf.fits (Pd, with its finer sampling in HDU 'OVERSAMP' when the
+        science PSF had one) and candidates.parquet (x, y zero-based science
         pixels, ra, dec, flux, flux_err >= 0 in science units, snr, sign +1 brightening /
         -1 fading, and the other columns of the candidate table).
     sci_psf, ref_psf : str or path-like, optional
@@ -57,7 +58,7 @@ def run_diff(
     -------
     DifferenceResult
     """
-    from rapid.io.fits_frame import read_fits_frame, write_fits_image
+    from rapid.io.fits_frame import psf_fits_bytes, read_fits_frame, write_fits_image
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -69,7 +70,7 @@ def run_diff(
                      header_extra={**keys, "BUNIT": sci.meta.get("units", "")})
     write_fits_image(out / "diff_unc.fits", result.diff.unc, sci.wcs)
     write_fits_image(out / "scorr.fits", result.scorr, sci.wcs)
-    write_fits_image(out / "diff_psf.fits", result.diff.psf, None)
+    (out / "diff_psf.fits").write_bytes(psf_fits_bytes(result.diff.psf, result.diff.psf_fine))
     table = result.candidates.copy()
     table.meta = {}
     table.write(out / "candidates.parquet", format="parquet", overwrite=True)

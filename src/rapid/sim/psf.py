@@ -8,8 +8,9 @@ from pathlib import Path
 import galsim
 import galsim.roman as roman
 import numpy as np
-from astropy.io import fits
 
+from rapid.io.fits_frame import psf_fits_bytes
+from rapid.science.image import FinePsf
 from rapid.sim.photometry import PIXEL_SCALE, bandpass as _bandpass
 
 
@@ -120,15 +121,9 @@ def write_psf(path: Path, model: PsfModel, *, filter_name: str, sca: int) -> Non
     sca : int
         SCA number (header SCA).
     """
-    hdr = fits.Header()
-    hdr["FILTER"] = filter_name
-    hdr["SCA"] = int(sca)
-    hdr["PSFSCALE"] = (PIXEL_SCALE, "arcsec per pixel")
-    hdr["PSFNORM"] = ("SUM", "normalised to sum 1")
-    primary = fits.PrimaryHDU(model.native.astype(np.float32), header=hdr)
-    ohdr = hdr.copy()
-    ohdr["OVERSAMP"] = (model.oversamp, "samples per native pixel")
-    ohdr["PSFSCALE"] = (PIXEL_SCALE / model.oversamp, "arcsec per sample")
-    over = fits.ImageHDU(model.oversampled.astype(np.float32), header=ohdr, name="OVERSAMP")
+    header = {"FILTER": filter_name, "SCA": int(sca),
+              "PSFSCALE": (PIXEL_SCALE, "arcsec per sample"),
+              "PSFNORM": ("SUM", "native stamp normalised to sum 1")}
+    fine = FinePsf.normalised(model.oversampled, model.oversamp)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fits.HDUList([primary, over]).writeto(path, overwrite=True)
+    path.write_bytes(psf_fits_bytes(model.native, fine, header=header))
