@@ -65,8 +65,8 @@ def evaluate(ctx: typer.Context,
         exp = s["exposure_snr"]
         out.print(f"{name}: {s['images']} images, {s['objects']} objects, {s['found']} found; "
                   f"completeness vs difference-image S/N: >=10 {_pct(s['completeness_snr10'])}, "
-                  f"5-7 {_pct(s['completeness_snr5'])} ({s['masked']} on masked areas left "
-                  f"out); completeness vs exposure S/N (noiseless reference): >=10 "
+                  f"5-7 {_pct(s['completeness_snr5'])}{_fitted(s['completeness_fit'])} "
+                  f"({s['masked']} on masked areas left out); completeness vs exposure S/N (noiseless reference): >=10 "
                   f"{_pct(exp['completeness_snr10'])}, 5-7 {_pct(exp['completeness_snr5'])}; "
                   f"false positives/image "
                   f"{_num(s['fp_per_image'])}; pull median {_num(s['pull_median'])} robust std "
@@ -77,6 +77,15 @@ def evaluate(ctx: typer.Context,
                   f"(m_th {_num(fom['m_th'])}, m80 {_num(fom['m80'])}, m20 {_num(fom['m20'])}, "
                   f"m5sigma {_num(fom['m5sigma'])}, m_ph10 {_num(fom['m_ph10'])})",
                   highlight=False)
+
+
+def _fitted(fit: dict | None) -> str:
+    """The fitted completeness curve in words ('' when it could not be fitted)."""
+    if fit is None:
+        return ""
+    return (f", 50% at S/N {fit['snr50']:.2f}+-{fit['snr50_err']:.2f} and "
+            f"{_pct(fit['completeness_at'])}+-{100 * fit['completeness_at_err']:.0f}% at S/N "
+            f"{fit['at']:g} (fitted)")
 
 
 @bench_app.command("science")

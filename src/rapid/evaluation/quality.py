@@ -31,6 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from rapid.evaluation.completeness_fit import fit_completeness
 from rapid.evaluation.fom import figure_of_merit, fp_limited_cut
 from rapid.evaluation.recovery import match_one_to_one
 
@@ -186,7 +187,8 @@ def _robust(values: np.ndarray) -> tuple[float | None, float | None]:
 
 
 def _completeness(found: np.ndarray, snr: np.ndarray) -> dict:
-    """Completeness at S/N >= 10, 5 <= S/N < 7, S/N >= 5 and in SNR_BINS (NaN S/N: left out)."""
+    """Completeness at S/N >= 10, 5 <= S/N < 7, S/N >= 5, in SNR_BINS and as a fitted curve
+    (NaN S/N: left out)."""
     bins = []
     for lo, hi in zip(SNR_BINS[:-1], SNR_BINS[1:]):
         s = (snr >= lo) & (snr < hi)
@@ -195,7 +197,8 @@ def _completeness(found: np.ndarray, snr: np.ndarray) -> dict:
     return {"completeness_snr10": _fraction(found[snr >= 10]),
             "completeness_snr5": _fraction(found[(snr >= 5) & (snr < 7)]),
             "completeness_snr5_up": _fraction(found[snr >= 5]),
-            "completeness_vs_snr": bins}
+            "completeness_vs_snr": bins,
+            "completeness_fit": fit_completeness(snr, found, at=5.0)}
 
 
 def _summary(m: Matched, tsel: np.ndarray, csel: np.ndarray, nimages: int, *,
@@ -265,7 +268,10 @@ def summarize(m: Matched, *, pixel_scale: float = 0.11, max_fp_per_image: float 
         snr_diff_unknown (objects without a difference-image S/N for another reason, also left
         out), completeness_snr10 (difference-image S/N >= 10), completeness_snr5
         (5 <= S/N < 7), completeness_snr5_up (S/N >= 5), completeness_vs_snr (bins of
-        SNR_BINS); exposure_snr (the same four completeness figures against the simulator's
+        SNR_BINS), completeness_fit (see :func:`rapid.evaluation.completeness_fit.
+        fit_completeness`: the S/N of 50% completeness and the fitted completeness at S/N 5,
+        with errors; None when too few objects are found or missed); exposure_snr (the same
+        completeness figures against the simulator's
         exposure S/N with a noiseless reference, ``snr_expected``, all objects counted);
         snr_diff_over_expected_median; false_positives, fp_per_image, pull_median,
         pull_robust_std, pull_std, pull_snr10 (the pulls of objects at difference-image S/N
