@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from scipy.special import ndtr
 
+from rapid.evaluation.completeness_fit import fit_completeness
 from rapid.evaluation.fom import completeness_curve
 from rapid.evaluation.quality import Matched
 
@@ -14,7 +16,9 @@ def write_plots(matched: Matched, out_dir: str | Path) -> list[Path]:
     """Write completeness_snr.png, completeness_mag.png and false_positives.png.
 
     completeness_snr.png shows completeness against the difference-image S/N (``snr_diff``,
-    see :mod:`rapid.evaluation.diffsnr`); objects without one (masked) are left out.
+    see :mod:`rapid.evaluation.diffsnr`), with the fitted curve of
+    :func:`rapid.evaluation.completeness_fit.fit_completeness`; objects without one (masked)
+    are left out.
 
     Parameters
     ----------
@@ -47,7 +51,12 @@ def write_plots(matched: Matched, out_dir: str | Path) -> list[Path]:
         counts, _ = np.histogram(t["snr_diff"][sel], edges)
         hits, _ = np.histogram(t["snr_diff"][sel & t["found"]], edges)
         with np.errstate(invalid="ignore"):
-            ax.step(edges[:-1], hits / np.maximum(counts, 1), where="post", label=f)
+            line, = ax.step(edges[:-1], hits / np.maximum(counts, 1), where="post", label=f)
+        fit = fit_completeness(t["snr_diff"][sel], t["found"][sel])
+        if fit is not None:
+            s = np.geomspace(1.0, 100.0, 300)
+            ax.plot(s, ndtr((s - fit["snr50"]) / fit["width"]), ls="--", c=line.get_color(),
+                    label=f"{f} fit: 50% at S/N {fit['snr50']:.2f}, width {fit['width']:.2f}")
     ax.axvline(5, ls=":", c="gray")
     ax.axvline(10, ls=":", c="gray")
     ax.set(xscale="log", xlabel="difference-image S/N", ylabel="completeness", ylim=(0, 1.05))
