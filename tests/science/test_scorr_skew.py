@@ -72,3 +72,22 @@ def test_difference_thresholds_move_apart_with_the_science_skew():
     assert np.isclose(ratio, (t + shift) / (t - shift), rtol=1e-6)
     assert without["scorr_skew"] == 0.0
     assert without["detect_threshold"] == without["detect_threshold_fading"]
+
+
+def test_a_reference_covering_a_third_of_the_image_keeps_the_skew_and_thresholds():
+    rng = np.random.default_rng(4)
+    shape = (256, 256)
+    sci_data = _poisson_sky(rng, shape) + np.float32(SKY_E / EXPTIME)
+    ref_data = rng.normal(0.0, 0.01, shape).astype(np.float32)
+    unc = np.full(shape, 0.01, np.float32)
+    full = difference_images(_frame(sci_data, gain=1.0), Frame(
+        data=ref_data, wcs=tan_wcs(shape), psf=gaussian_psf(1.2, size=15), unc=unc)).meta
+    part_data, part_unc = ref_data.copy(), unc.copy()
+    part_data[:, 85:] = np.nan  # no reference beyond the first third
+    part_unc[:, 85:] = np.nan
+    part = difference_images(_frame(sci_data, gain=1.0), Frame(
+        data=part_data, wcs=tan_wcs(shape), psf=gaussian_psf(1.2, size=15), unc=part_unc)).meta
+    assert part["nmasked"] > 0.6 * sci_data.size
+    # the skew of the noise where there is data, not of the spill into the masked part
+    assert abs(part["scorr_skew"] - full["scorr_skew"]) < 0.2 * full["scorr_skew"]
+    assert abs(part["detect_threshold_fading"] - full["detect_threshold_fading"]) < 0.1

@@ -38,6 +38,10 @@ from rapid.science.psf import estimate_psf, fit_psf_fwhm, gaussian_psf
 from rapid.science.zogy import zogy
 
 
+# Largest move of the detection thresholds, in sigma, that the skewness correction may make
+MAX_SKEW_SHIFT = 0.5
+
+
 class NoOverlapError(ValueError):
     """The science and reference images have no valid pixel in common (RAPID exit 33)."""
 
@@ -351,10 +355,13 @@ def difference_images(sci: Frame, ref: Frame, *,
                    else gradient_variance(zr.Pd))
             fa_level = false_alarm_threshold(lam, dc.false_alarm_rate)
             level = max(level, fa_level)
-        # Cornish-Fisher: the quantile of a skewed law at the Gaussian's tail probability
+        # Cornish-Fisher: the quantile of a skewed law at the Gaussian's tail probability.
+        # The expansion holds for a slight skew (sky-limited Poisson noise moves the levels
+        # by ~0.1 sigma); a larger shift would say more about the estimate than the noise.
         shift = (zr.skew if dc.skew_correction else 0.0) * (level**2 - 1.0) / 6.0
+        shift = float(np.clip(shift, -MAX_SKEW_SHIFT, MAX_SKEW_SHIFT))
         thresh = unit * (level + shift)
-        thresh_fading = unit * max(level - shift, 0.5 * level)
+        thresh_fading = unit * (level - shift)
         diff_fwhm = fit_psf_fwhm(zr.Pd)
         cands = detect_candidates(zr.Scorr_hi, D, D_unc, mask=mask, threshold=thresh,
                                   threshold_fading=thresh_fading, scorr_fading=zr.Scorr_lo,

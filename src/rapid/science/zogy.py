@@ -60,7 +60,7 @@ class ZogyResult:
         sources runs on ``Scorr_hi``, of fading ones on ``-Scorr_lo``.
     skew : float
         Skewness of Scorr's noise from the third cumulant of N's noise (``kappa3_n``), at the
-        median variance: Poisson noise of a faint sky is skewed, and a matched filter that an
+        median variance of the pixels with data in both images: Poisson noise of a faint sky is skewed, and a matched filter that an
         undersampled PSF makes nearly a one-pixel filter passes most of that on.
     """
 
@@ -303,15 +303,25 @@ def zogy(
     del Sn_hat, Sr_hat
     S = crop(S_dev)
     V = crop(V)
+    # The typical variance is that of pixels with data in both images: where a mask or a
+    # partial reference leaves none, only the kernels' spill from the edges is left, and a
+    # median taken over those too falls with the masked fraction.
+    with_data = V > 0
+    for var in (var_n, var_r):
+        if var is not None:
+            with_data &= np.nan_to_num(np.asarray(var)) > 0
+    if not with_data.any():
+        with_data = V > 0
+    typical = float(np.median(V[with_data])) if with_data.any() else 1.0
     # FFT round-off leaves tiny negative variances where the inputs carry none (padding)
-    tiny = np.float32(1e-6) * np.float32(np.median(V[V > 0])) if (V > 0).any() else 1.0
+    tiny = np.float32(1e-6 * typical)
     Scorr = np.zeros_like(S)
     ok = V > tiny
     Scorr[ok] = S[ok] / np.sqrt(V[ok])
     D_var = np.clip(D_var, 0.0, None)
     skew = 0.0
     if kappa3_n and ok.any():
-        skew = float(kappa3_n * cubes["n"] / float(np.median(V[ok])) ** 1.5)
+        skew = float(kappa3_n * cubes["n"] / typical**1.5)
     hi = lo = None
     if Q_hat is not None:
         # the noise power of the phase-p filter relative to the centre's, for uniform noise:
