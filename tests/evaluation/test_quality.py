@@ -150,10 +150,12 @@ def test_completeness_is_measured_against_the_difference_image_snr():
     assert e["completeness_snr5"] == 1.0
     assert s["snr_diff_over_expected_median"] == pytest.approx(np.median(
         [9.6 / 11, 6.0 / 8, 5.7 / 6.5, 21 / 25]))
-    # the figure of merit does not depend on which S/N is used
-    plain = {k: v for k, v in truth.items() if k not in ("snr_diff", "masked")}
+    # the figure of merit does not depend on the S/N, and leaves out the masked object
+    keep = ~truth["masked"]
+    plain = {k: np.asarray(v)[keep] for k, v in truth.items() if k not in ("snr_diff", "masked")}
     assert summarize(match_catalogs(plain, [("a.fits", "H158", cat)]))["overall"]["fom"] == \
         s["fom"]
+
 
 
 def test_match_catalogs_rejects_a_misshapen_snr_diff():
@@ -161,3 +163,25 @@ def test_match_catalogs_rejects_a_misshapen_snr_diff():
     truth["snr_diff"] = np.array([1.0, 2.0])
     with pytest.raises(ValueError, match="snr_diff"):
         match_catalogs(truth, [])
+
+
+def test_objects_on_masked_areas_are_left_out_of_the_figure_of_merit():
+    rng = np.random.default_rng(8)
+    n = 400
+    x, y = rng.uniform(10, 990, n), rng.uniform(10, 990, n)
+    diff = 10 ** rng.uniform(0.0, 3.0, n)  # magnitudes 18.5-26
+    rows = [_row("a.fits", "transient", x[k], y[k], diff[k], diff[k] / 3) for k in range(n)]
+    truth = _truth(rows)
+    masked = rng.uniform(size=n) < 0.3  # e.g. outside the reference: never found
+    seen = ~masked & (diff > 30)
+    truth["masked"] = masked
+    truth["snr_diff"] = np.where(masked, np.nan, diff / 3)
+    cat = _cat(x[seen], y[seen], np.ones(seen.sum()), diff[seen], np.full(seen.sum(), 3.0),
+               diff[seen] / 3)
+    fom = summarize(match_catalogs(truth, [("a.fits", "H158", cat)]))["overall"]["fom"]
+    # without the masked objects the curve is that of the detector: 80% just brighter than
+    # the flux limit (30, magnitude 22.3), not where 30% of missed masked objects drag it
+    assert fom["m80"] == pytest.approx(ZP - 2.5 * np.log10(30.0), abs=0.3)
+    unmasked = {k: v for k, v in truth.items() if k not in ("masked", "snr_diff")}
+    blind = summarize(match_catalogs(unmasked, [("a.fits", "H158", cat)]))["overall"]["fom"]
+    assert blind["m80"] is None or blind["m80"] < fom["m80"] - 0.5

@@ -241,9 +241,13 @@ def _summary(m: Matched, tsel: np.ndarray, csel: np.ndarray, nimages: int, *,
                                     if dist.size else None)
     cut = fp_limited_cut(m.cands["score"][csel], m.cands["false"][csel], nimages,
                          max_fp_per_image=max_fp_per_image)
-    out["fom"] = figure_of_merit(t["mag"], found & (np.nan_to_num(t["score"]) >= cut),
-                                 measured_flux=t["flux"], flux_err=t["flux_err"],
-                                 true_flux=t["diff_flux"], score_cut=cut)
+    # objects on masked areas (no reference there, a saturated star) cannot be found by any
+    # detector; they are left out of the figure of merit as out of the completeness figures
+    seen = ~t["masked"]
+    out["fom"] = figure_of_merit(t["mag"][seen],
+                                 (found & (np.nan_to_num(t["score"]) >= cut))[seen],
+                                 measured_flux=t["flux"][seen], flux_err=t["flux_err"][seen],
+                                 true_flux=t["diff_flux"][seen], score_cut=cut)
     return out
 
 
@@ -276,8 +280,8 @@ def summarize(m: Matched, *, pixel_scale: float = 0.11, max_fp_per_image: float 
         snr_diff_over_expected_median; false_positives, fp_per_image, pull_median,
         pull_robust_std, pull_std, pull_snr10 (the pulls of objects at difference-image S/N
         >= 10: objects, median, robust_std, std), flux_bias_median, astrometry_median_px,
-        astrometry_rms_arcsec and fom (see :func:`rapid.evaluation.fom.figure_of_merit`; it
-        does not depend on either S/N).
+        astrometry_rms_arcsec and fom (see :func:`rapid.evaluation.fom.figure_of_merit`, over
+        the objects not on masked areas; it does not depend on either S/N).
     """
     result = {"overall": _summary(m, np.ones(len(m.truth["found"]), bool),
                                   np.ones(len(m.cands["false"]), bool), len(m.images),
