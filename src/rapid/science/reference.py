@@ -46,10 +46,6 @@ from rapid.science.stack import combine_stack
 
 __all__ = ["ReferenceImage", "FrameSource", "tile_grid_wcs", "build_reference", "reference_catalog"]
 
-# Output rows combined at once: bounds the rejection temporaries to a few (frames x rows x width).
-_COMBINE_ROWS = 64
-
-
 @dataclass
 class ReferenceImage:
     """A reference coadd with its coverage and quality figures.
@@ -330,28 +326,28 @@ def _combine(stored: list[_Stored], box, block_rows: int, *, clip_sigma: float):
     rejected = 0
     for gy0 in range(y0, y1, block_rows):
         gy1 = min(y1, gy0 + block_rows)
-        here = [s for s in stored if s.bbox[0] < gy1 and s.bbox[1] > gy0]
+        # one row of context above and below (NaN past the box): the rejection looks at each
+        # pixel's neighbours, and blocks must not see an edge where the image has none
+        hy0, hy1 = max(y0, gy0 - 1), min(y1, gy1 + 1)
+        here = [s for s in stored if s.bbox[0] < hy1 and s.bbox[1] > hy0]
         if not here:
             continue
-        stack_v = np.full((len(here), gy1 - gy0, nx), np.nan, dtype=np.float32)
-        stack_w = np.zeros((len(here), gy1 - gy0, nx), dtype=np.float32)
+        stack_v = np.full((len(here), gy1 - gy0 + 2, nx), np.nan, dtype=np.float32)
+        stack_w = np.zeros((len(here), gy1 - gy0 + 2, nx), dtype=np.float32)
         for k, s in enumerate(here):
             py0, py1, px0, px1 = s.bbox
-            ty0, ty1 = max(gy0, py0), min(gy1, py1)
-            rows = slice(ty0 - gy0, ty1 - gy0)
+            ty0, ty1 = max(hy0, py0), min(hy1, py1)
+            rows = slice(ty0 - gy0 + 1, ty1 - gy0 + 1)
             cols = slice(px0 - x0, px1 - x0)
             stack_v[k, rows, cols] = s.rows(s.values, ty0 - py0, ty1 - py0)
             stack_w[k, rows, cols] = s.rows(s.weights, ty0 - py0, ty1 - py0)
-        for r0 in range(0, gy1 - gy0, _COMBINE_ROWS):
-            r1 = min(gy1 - gy0, r0 + _COMBINE_ROWS)
-            mean, sumw, count, nrej = combine_stack(stack_v[:, r0:r1], stack_w[:, r0:r1],
-                                                    clip_sigma=clip_sigma)
-            out_rows = slice(gy0 - y0 + r0, gy0 - y0 + r1)
-            data[out_rows] = mean
-            with np.errstate(divide="ignore"):
-                unc[out_rows] = np.where(sumw > 0, 1.0 / np.sqrt(sumw), np.nan)
-            coverage[out_rows] = count
-            rejected += nrej
+        mean, sumw, count, nrej = combine_stack(stack_v, stack_w, clip_sigma=clip_sigma, halo=1)
+        out_rows = slice(gy0 - y0, gy1 - y0)
+        data[out_rows] = mean
+        with np.errstate(divide="ignore"):
+            unc[out_rows] = np.where(sumw > 0, 1.0 / np.sqrt(sumw), np.nan)
+        coverage[out_rows] = count
+        rejected += nrej
         del stack_v, stack_w
     return data, unc, coverage, rejected
 

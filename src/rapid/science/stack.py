@@ -28,42 +28,71 @@ def _median(buf, n: int) -> float:
 
 
 @numba.njit(cache=True, nogil=True)
-def _combine(values, weights, clip2, tol2, mean_out, sumw_out, count_out) -> int:
+def _medians(values, weights, med_out, n_out) -> None:
+    """Per-pixel median of the valid samples (NaN where none) and their number."""
     nk, ny, nx = values.shape
-    # One output row at a time, its samples copied pixel-major into buffers that stay in cache:
-    # reading the K frame planes pixel by pixel would stream from K places in memory at once.
     vrow = np.empty((nx, nk), dtype=np.float32)
     wrow = np.empty((nx, nk), dtype=np.float32)
     buf = np.empty(nk)
-    keep = np.empty(nk, dtype=np.bool_)
-    rejected = 0
     for i in range(ny):
+        # One output row at a time, its samples copied pixel-major into buffers that stay in
+        # cache: reading the K frame planes pixel by pixel would stream from K places at once.
         for k in range(nk):
             for j in range(nx):
                 vrow[j, k] = values[k, i, j]
                 wrow[j, k] = weights[k, i, j]
         for j in range(nx):
-            v = vrow[j]
-            w = wrow[j]
             n = 0
             for k in range(nk):
-                keep[k] = w[k] > 0
-                if keep[k]:
-                    buf[n] = v[k]
+                if wrow[j, k] > 0:
+                    buf[n] = vrow[j, k]
                     n += 1
+            n_out[i, j] = n
+            med_out[i, j] = _median(buf, n) if n > 0 else np.nan
+
+
+@numba.njit(cache=True, nogil=True)
+def _local_peak(med, out) -> None:
+    """Largest |median| over each pixel's 3 x 3 neighbourhood (NaN neighbours skipped)."""
+    ny, nx = med.shape
+    for i in range(ny):
+        for j in range(nx):
+            peak = 0.0
+            for a in range(max(i - 1, 0), min(i + 2, ny)):
+                for b in range(max(j - 1, 0), min(j + 2, nx)):
+                    v = abs(med[a, b])
+                    if v > peak:  # False for NaN
+                        peak = v
+            out[i, j] = peak
+
+
+@numba.njit(cache=True, nogil=True)
+def _combine(values, weights, med_all, n_all, peak_all, halo, clip2, tol2, mean_out, sumw_out,
+             count_out) -> int:
+    nk, ny_all, nx = values.shape
+    ny = ny_all - 2 * halo
+    keep = np.empty(nk, dtype=np.bool_)
+    rejected = 0
+    for i in range(ny):
+        r = i + halo
+        for j in range(nx):
+            n = n_all[r, j]
             if n == 0:
                 mean_out[i, j] = np.nan
                 sumw_out[i, j] = 0.0
                 count_out[i, j] = 0
                 continue
-            med = _median(buf, n)
+            med = med_all[r, j]
+            b = clip2 * tol2 * med * med
+            for k in range(nk):
+                keep[k] = weights[k, r, j] > 0
             if n >= 3:
                 a = clip2 * (1.0 + np.pi / (2.0 * n))
-                b = clip2 * tol2 * med * med
                 for k in range(nk):
                     if keep[k]:
-                        d = v[k] - med
-                        if d * d * w[k] > w[k] * b + a:
+                        w = weights[k, r, j]
+                        d = values[k, r, j] - med
+                        if d * d * w > w * b + a:
                             keep[k] = False
             elif n == 2:
                 # Two samples: drop the higher when they disagree (cosmic rays, transients).
@@ -72,46 +101,53 @@ def _combine(values, weights, clip2, tol2, mean_out, sumw_out, count_out) -> int
                 sig2 = 0.0
                 for k in range(nk):
                     if keep[k]:
-                        vmax = max(vmax, v[k])
-                        vmin = min(vmin, v[k])
-                        sig2 += 1.0 / w[k]
-                if (vmax - vmin) ** 2 > clip2 * (sig2 + tol2 * med * med):
+                        vmax = max(vmax, values[k, r, j])
+                        vmin = min(vmin, values[k, r, j])
+                        sig2 += 1.0 / weights[k, r, j]
+                # Which of two disagreeing samples is right is unknown, and on a bright
+                # undersampled star's flank frames resampled from different phases differ by a
+                # fraction of the star's peak, not of the pixel's own (much lower) value:
+                # dropping the higher there would bias the flank low, so the allowance follows
+                # the brightest median next to the pixel.
+                peak = peak_all[r, j]
+                if (vmax - vmin) ** 2 > clip2 * (sig2 + tol2 * peak * peak):
                     for k in range(nk):
-                        if keep[k] and v[k] == vmax:
+                        if keep[k] and values[k, r, j] == vmax:
                             keep[k] = False
             if n >= 4:
                 sw = 0.0
                 swv = 0.0
                 for k in range(nk):
                     if keep[k]:
-                        sw += w[k]
-                        swv += w[k] * v[k]
+                        sw += weights[k, r, j]
+                        swv += weights[k, r, j] * values[k, r, j]
                 if sw > 0:
                     # Second pass against the weighted mean of the survivors; it may never empty
                     # a pixel that the first pass kept.
                     mean = swv / sw
-                    lim_b = clip2 * tol2 * mean * mean
                     survivors = 0
                     for k in range(nk):
-                        if w[k] > 0:
-                            d = v[k] - mean
-                            if not (d * d * w[k] > w[k] * lim_b + clip2):
+                        w = weights[k, r, j]
+                        if w > 0:
+                            d = values[k, r, j] - mean
+                            if not (d * d * w > w * b + clip2):
                                 survivors += 1
                     if survivors > 0:
                         for k in range(nk):
-                            d = v[k] - mean
-                            keep[k] = w[k] > 0 and not (d * d * w[k] > w[k] * lim_b + clip2)
+                            w = weights[k, r, j]
+                            d = values[k, r, j] - mean
+                            keep[k] = w > 0 and not (d * d * w > w * b + clip2)
                 else:
                     # the first pass emptied the pixel: every sample is kept
                     for k in range(nk):
-                        keep[k] = w[k] > 0
+                        keep[k] = weights[k, r, j] > 0
             sw = 0.0
             swv = 0.0
             count = 0
             for k in range(nk):
                 if keep[k]:
-                    sw += w[k]
-                    swv += w[k] * v[k]
+                    sw += weights[k, r, j]
+                    swv += weights[k, r, j] * values[k, r, j]
                     count += 1
             mean_out[i, j] = swv / sw if sw > 0 else np.nan
             sumw_out[i, j] = sw
@@ -121,7 +157,7 @@ def _combine(values, weights, clip2, tol2, mean_out, sumw_out, count_out) -> int
 
 
 def combine_stack(values: np.ndarray, weights: np.ndarray, *, clip_sigma: float = 3.0,
-                  interp_tolerance: float = 0.2):
+                  interp_tolerance: float = 0.2, halo: int = 0):
     """Inverse-variance weighted mean of a stack with per-pixel outlier rejection.
 
     Each sample k has sigma_k = 1/sqrt(weight_k). With 3 or more samples, a sample is rejected when
@@ -129,9 +165,14 @@ def combine_stack(values: np.ndarray, weights: np.ndarray, *, clip_sigma: float 
     sqrt(sigma_k² (1 + pi/(2n)) + (interp_tolerance * median)²), the second term allowing for
     interpolation differences on bright, undersampled stars. With 4 or more samples the test is
     repeated against the weighted mean of the survivors (with sigma_k² alone as the first term);
-    it replaces the first verdict unless it would reject every sample. With exactly 2 samples the
-    higher one is dropped when they disagree by more than ``clip_sigma`` times their combined
-    sigma (cosmic rays and transients are positive). A single sample is kept.
+    it replaces the first verdict unless it would reject every sample. With exactly 2 samples
+    the higher one is dropped when they disagree by more than ``clip_sigma`` times
+    sqrt(sigma_1² + sigma_2² + (interp_tolerance * peak)²) (cosmic rays and transients are
+    positive), where ``peak`` is the largest |median| over the pixel and its 8 neighbours: on a
+    star's flank two frames resampled from different sub-pixel phases differ by a fraction of
+    the star's peak, and with no third sample to tell which is right, dropping the higher would
+    bias the flank low (and leave a false brightening in every difference image against it).
+    A single sample is kept.
 
     Parameters
     ----------
@@ -143,12 +184,16 @@ def combine_stack(values: np.ndarray, weights: np.ndarray, *, clip_sigma: float 
         Rejection threshold in sigma (default 3).
     interp_tolerance : float, optional
         Fractional allowance for interpolation differences (default 0.2).
+    halo : int, optional
+        Rows at the top and at the bottom of the stack that only give the neighbourhood of the
+        others (0 or 1): a stack combined in row blocks then sees across the block edges.
 
     Returns
     -------
     mean, sumw, count, nrejected
         float32 weighted mean (NaN where nothing survives), float32 sum of surviving weights,
-        int16 number of surviving samples per pixel, and the number of rejected samples.
+        int16 number of surviving samples per pixel, and the number of rejected samples; for
+        the ``ny - 2 * halo`` rows inside the halo.
     """
     values = np.asarray(values)
     weights = np.asarray(weights)
@@ -159,11 +204,21 @@ def combine_stack(values: np.ndarray, weights: np.ndarray, *, clip_sigma: float 
         raise ValueError(f"clip_sigma must be positive, got {clip_sigma}")
     if not (np.isfinite(interp_tolerance) and interp_tolerance >= 0):
         raise ValueError(f"interp_tolerance must be >= 0, got {interp_tolerance}")
-    _, ny, nx = values.shape
+    if halo not in (0, 1) or values.shape[1] <= 2 * halo:
+        raise ValueError(f"halo must be 0 or 1 and leave rows to combine, got {halo} for "
+                         f"{values.shape[1]} rows")
+    _, ny_all, nx = values.shape
+    ny = ny_all - 2 * halo
+    values = np.ascontiguousarray(values, dtype=np.float32)
+    weights = np.ascontiguousarray(weights, dtype=np.float32)
+    med = np.empty((ny_all, nx), dtype=np.float64)
+    nvalid = np.empty((ny_all, nx), dtype=np.int64)
+    _medians(values, weights, med, nvalid)
+    peak = np.empty((ny_all, nx), dtype=np.float64)
+    _local_peak(med, peak)
     mean = np.empty((ny, nx), dtype=np.float32)
     sumw = np.empty((ny, nx), dtype=np.float32)
     count = np.empty((ny, nx), dtype=np.int16)
-    rejected = _combine(np.ascontiguousarray(values, dtype=np.float32),
-                        np.ascontiguousarray(weights, dtype=np.float32),
-                        float(clip_sigma) ** 2, float(interp_tolerance) ** 2, mean, sumw, count)
+    rejected = _combine(values, weights, med, nvalid, peak, int(halo), float(clip_sigma) ** 2,
+                        float(interp_tolerance) ** 2, mean, sumw, count)
     return mean, sumw, count, int(rejected)
