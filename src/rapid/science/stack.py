@@ -71,11 +71,19 @@ def _combine(values, weights, med_all, n_all, peak_all, halo, clip2, tol2, mean_
              count_out) -> int:
     nk, ny_all, nx = values.shape
     ny = ny_all - 2 * halo
+    vrow = np.empty((nx, nk), dtype=np.float32)
+    wrow = np.empty((nx, nk), dtype=np.float32)
     keep = np.empty(nk, dtype=np.bool_)
     rejected = 0
     for i in range(ny):
         r = i + halo
+        for k in range(nk):
+            for j in range(nx):
+                vrow[j, k] = values[k, r, j]
+                wrow[j, k] = weights[k, r, j]
         for j in range(nx):
+            v = vrow[j]
+            w = wrow[j]
             n = n_all[r, j]
             if n == 0:
                 mean_out[i, j] = np.nan
@@ -85,14 +93,13 @@ def _combine(values, weights, med_all, n_all, peak_all, halo, clip2, tol2, mean_
             med = med_all[r, j]
             b = clip2 * tol2 * med * med
             for k in range(nk):
-                keep[k] = weights[k, r, j] > 0
+                keep[k] = w[k] > 0
             if n >= 3:
                 a = clip2 * (1.0 + np.pi / (2.0 * n))
                 for k in range(nk):
                     if keep[k]:
-                        w = weights[k, r, j]
-                        d = values[k, r, j] - med
-                        if d * d * w > w * b + a:
+                        d = v[k] - med
+                        if d * d * w[k] > w[k] * b + a:
                             keep[k] = False
             elif n == 2:
                 # Two samples: drop the higher when they disagree (cosmic rays, transients).
@@ -101,9 +108,9 @@ def _combine(values, weights, med_all, n_all, peak_all, halo, clip2, tol2, mean_
                 sig2 = 0.0
                 for k in range(nk):
                     if keep[k]:
-                        vmax = max(vmax, values[k, r, j])
-                        vmin = min(vmin, values[k, r, j])
-                        sig2 += 1.0 / weights[k, r, j]
+                        vmax = max(vmax, v[k])
+                        vmin = min(vmin, v[k])
+                        sig2 += 1.0 / w[k]
                 # Which of two disagreeing samples is right is unknown, and on a bright
                 # undersampled star's flank frames resampled from different phases differ by a
                 # fraction of the star's peak, not of the pixel's own (much lower) value:
@@ -112,42 +119,40 @@ def _combine(values, weights, med_all, n_all, peak_all, halo, clip2, tol2, mean_
                 peak = peak_all[r, j]
                 if (vmax - vmin) ** 2 > clip2 * (sig2 + tol2 * peak * peak):
                     for k in range(nk):
-                        if keep[k] and values[k, r, j] == vmax:
+                        if keep[k] and v[k] == vmax:
                             keep[k] = False
             if n >= 4:
                 sw = 0.0
                 swv = 0.0
                 for k in range(nk):
                     if keep[k]:
-                        sw += weights[k, r, j]
-                        swv += weights[k, r, j] * values[k, r, j]
+                        sw += w[k]
+                        swv += w[k] * v[k]
                 if sw > 0:
                     # Second pass against the weighted mean of the survivors; it may never empty
                     # a pixel that the first pass kept.
                     mean = swv / sw
                     survivors = 0
                     for k in range(nk):
-                        w = weights[k, r, j]
-                        if w > 0:
-                            d = values[k, r, j] - mean
-                            if not (d * d * w > w * b + clip2):
+                        if w[k] > 0:
+                            d = v[k] - mean
+                            if not (d * d * w[k] > w[k] * b + clip2):
                                 survivors += 1
                     if survivors > 0:
                         for k in range(nk):
-                            w = weights[k, r, j]
-                            d = values[k, r, j] - mean
-                            keep[k] = w > 0 and not (d * d * w > w * b + clip2)
+                            d = v[k] - mean
+                            keep[k] = w[k] > 0 and not (d * d * w[k] > w[k] * b + clip2)
                 else:
                     # the first pass emptied the pixel: every sample is kept
                     for k in range(nk):
-                        keep[k] = weights[k, r, j] > 0
+                        keep[k] = w[k] > 0
             sw = 0.0
             swv = 0.0
             count = 0
             for k in range(nk):
                 if keep[k]:
-                    sw += weights[k, r, j]
-                    swv += weights[k, r, j] * values[k, r, j]
+                    sw += w[k]
+                    swv += w[k] * v[k]
                     count += 1
             mean_out[i, j] = swv / sw if sw > 0 else np.nan
             sumw_out[i, j] = sw
