@@ -20,3 +20,19 @@ def test_psf_file_sums_to_one_and_peaks_at_centre(survey):
         assert np.unravel_index(np.argmax(over), over.shape) == (c, c)
         # Roman's PSF is undersampled: a large share of the light in the central pixel.
         assert 0.15 < native[12, 12] < 0.5
+
+
+def test_the_psf_ends_in_a_circle_inside_its_stamp(survey):
+    with fits.open(survey.psfs[0]) as hdul:
+        over = hdul["OVERSAMP"].data.astype(float)
+        factor = hdul["OVERSAMP"].header["OVERSAMP"]
+    c = (over.shape[0] - 1) / 2
+    r = np.hypot(*np.mgrid[0:over.shape[0], 0:over.shape[1]] - c) / factor
+    # nothing at or beyond 11.5 pixels, the stamp's diagonals included (a square cut would keep
+    # them out to 17 pixels), so a drawn star has no square edge
+    assert np.all(over[r >= 11.5] == 0)
+    assert np.any(over[(r >= 11.5) & (r < 12.0)] == 0) and r.max() > 16
+    # the wing inside is still there and falls smoothly towards the circle
+    ring = (r > 6.0) & (r < 7.0)
+    assert np.all(over[ring] > 0)
+    assert np.all(over[(r > 8.5) & (r < 11.5)] < over[ring].max())
