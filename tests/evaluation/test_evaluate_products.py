@@ -54,3 +54,37 @@ def test_truth_gets_its_snr_in_the_difference_image_and_masked_rows_are_flagged(
     assert snr[0] == pytest.approx(30.0 / np.sqrt(4.0 / sum_p2), rel=1e-6)
     assert np.isnan(snr[1]) and np.isnan(snr[2])  # on a masked pixel; no difference image
     assert masked.tolist() == [False, True, False]
+
+
+def test_a_psf_product_with_a_fine_sampling_gives_the_snr_at_the_sub_pixel_position(tmp_path):
+    from scipy.special import ndtr
+
+    from rapid.io.fits_frame import psf_fits_bytes
+    from rapid.science.fine_psf import centre_samples
+    from rapid.science.image import FinePsf
+
+    def pixel_gaussian(offsets, sigma=0.45):
+        return ndtr((offsets + 0.5) / sigma) - ndtr((offsets - 0.5) / sigma)
+
+    factor, half = 4, 6
+    f1 = pixel_gaussian(np.arange(-half * factor, half * factor + 1) / factor)
+    fine = FinePsf.normalised(np.outer(f1, f1), factor)
+    native = centre_samples(fine.data, factor, (2 * half + 1, 2 * half + 1))
+    prefix = store.normalize_url(tmp_path)
+    store.write_bytes(f"{prefix}/u.fits", fits_bytes(np.ones((40, 40), dtype=np.float32)))
+    store.write_bytes(f"{prefix}/p.fits", psf_fits_bytes(native / native.sum(), fine))
+    store.write_bytes(f"{prefix}/n.fits", psf_fits_bytes(native / native.sum()))
+    truth = {"filename": np.array(["a.fits"] * 2), "x": np.array([20.0, 20.5]),
+             "y": np.array([20.0, 20.5]), "diff_flux": np.array([10.0, 10.0])}
+    snr = {}
+    for name in ("p", "n"):
+        prod = DiffProducts(l2name="a.fits", filter="H158", catalog="", image=f"{prefix}/d.fits",
+                            uncertainty=f"{prefix}/u.fits", psf=f"{prefix}/{name}.fits")
+        snr[name] = truth_difference_snr(truth, [prod])[0]
+    # the centred source is the same either way; the one on a pixel corner spreads its light
+    # over four pixels, which only the fine PSF knows
+    assert snr["p"][0] == pytest.approx(snr["n"][0], rel=1e-3)
+    p1 = pixel_gaussian(np.arange(-half, half + 1.0) - 0.5)
+    corner = np.outer(p1, p1) / np.outer(p1, p1).sum()
+    assert snr["p"][1] == pytest.approx(10.0 * np.sqrt(np.sum(corner**2)), rel=0.01)
+    assert snr["p"][1] < 0.85 * snr["n"][1]
