@@ -36,10 +36,12 @@ def evaluate(ctx: typer.Context,
     """Measure registered candidates against a simulator's truth: completeness, false positives,
     photometric pulls, astrometry and the figure of merit, per filter and overall. Completeness
     is measured against the difference-image S/N: the true flux change over the
-    uncertainty of an optimal PSF fit in the registered difference image (from its diffimage_unc
-    and diffpsf products), reference noise included. Transients whose PSF core lies on a masked
-    area are left out of it and counted. Completeness against the simulator's exposure S/N
-    (snr_expected, noiseless reference) is reported beside it under exposure_snr."""
+    uncertainty of an optimal PSF fit at the transient's position in the registered difference
+    image (from its diffimage_unc and diffpsf products), reference noise included; besides bins,
+    a fitted curve gives the S/N of 50% completeness and the completeness at S/N 5. Transients
+    whose PSF core lies on a masked area are left out of it and of the figure of merit, and
+    counted. Completeness against the simulator's exposure S/N (snr_expected, noiseless
+    reference) is reported beside it under exposure_snr."""
     from rapid.evaluation.evaluate import evaluate_registered
 
     if not truth.exists():
