@@ -162,8 +162,8 @@ def psf_fits_bytes(native: np.ndarray, fine: FinePsf | None = None, *,
         Odd-sized PSF at pixel centres (primary HDU, float32).
     fine : FinePsf, optional
         The same PSF sampled finer, written to an HDU named 'OVERSAMP' whose OVERSAMP keyword
-        gives its factor (normalised to sum 1). Without it a source's profile between pixel centres can only be
-        interpolated, which an undersampled PSF does not allow.
+        gives its factor (normalised to sum 1). Without it a source's profile between pixel
+        centres can only be interpolated, which an undersampled PSF does not allow.
     header : dict, optional
         Extra keywords for both HDUs (name -> value, or name -> (value, comment)); a
         PSFSCALE (sample spacing) is divided by the factor in the fine HDU.

@@ -1,4 +1,5 @@
-"""A job's products in the store: written checksummed and listed for the manifest, tables read back."""
+"""A job's products in the store: written checksummed and listed for the manifest; tables read
+back."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ from astropy.io import fits
 from astropy.wcs import WCS
 
 from rapid import store
+from rapid.io.fits_frame import psf_fits_bytes
 from rapid.jobs.spec import Product
+from rapid.science.image import FinePsf
 
 
 @dataclass
@@ -35,11 +38,10 @@ class ProductWriter:
         """A 2-D image as a FITS primary HDU (float32 unless integer), with its WCS."""
         return self.put(name, filename, fits_bytes(data, wcs, header=header))
 
-    def put_psf(self, name: str, filename: str, psf: np.ndarray, fine=None) -> Product:  # noqa: ANN001
-        """A PSF file: the stamp at pixel centres and, when given, its finer sampling
-        (a :class:`rapid.science.image.FinePsf`; see :func:`rapid.io.fits_frame.psf_fits_bytes`)."""
-        from rapid.io.fits_frame import psf_fits_bytes
-
+    def put_psf(self, name: str, filename: str, psf: np.ndarray,
+                fine: FinePsf | None = None) -> Product:
+        """A PSF file: the stamp at pixel centres and, when given, its finer sampling (see
+        :func:`rapid.io.fits_frame.psf_fits_bytes`)."""
         return self.put(name, filename, psf_fits_bytes(psf, fine))
 
     def put_table(self, name: str, filename: str, table) -> Product:  # astropy Table

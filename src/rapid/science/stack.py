@@ -51,23 +51,21 @@ def _medians(values, weights, med_out, n_out) -> None:
             med_out[i, j] = _median(buf, n) if n > 0 else np.nan
 
 
-@numba.njit(cache=True, nogil=True)
-def _local_peak(med, out) -> None:
-    """Largest |median| over each pixel's 3 x 3 neighbourhood (NaN neighbours skipped)."""
+@numba.njit(cache=True, nogil=True, inline="always")
+def _local_peak(med, r: int, j: int) -> float:
+    """Largest |median| over pixel (r, j) and its 8 neighbours (NaN neighbours skipped)."""
     ny, nx = med.shape
-    for i in range(ny):
-        for j in range(nx):
-            peak = 0.0
-            for a in range(max(i - 1, 0), min(i + 2, ny)):
-                for b in range(max(j - 1, 0), min(j + 2, nx)):
-                    v = abs(med[a, b])
-                    if v > peak:  # False for NaN
-                        peak = v
-            out[i, j] = peak
+    peak = 0.0
+    for a in range(max(r - 1, 0), min(r + 2, ny)):
+        for b in range(max(j - 1, 0), min(j + 2, nx)):
+            v = abs(med[a, b])
+            if v > peak:  # False for NaN
+                peak = v
+    return peak
 
 
 @numba.njit(cache=True, nogil=True)
-def _combine(values, weights, med_all, n_all, peak_all, halo, clip2, tol2, mean_out, sumw_out,
+def _combine(values, weights, med_all, n_all, halo, clip2, tol2, mean_out, sumw_out,
              count_out) -> int:
     nk, ny_all, nx = values.shape
     ny = ny_all - 2 * halo
@@ -116,7 +114,7 @@ def _combine(values, weights, med_all, n_all, peak_all, halo, clip2, tol2, mean_
                 # fraction of the star's peak, not of the pixel's own (much lower) value:
                 # dropping the higher there would bias the flank low, so the allowance follows
                 # the brightest median next to the pixel.
-                peak = peak_all[r, j]
+                peak = _local_peak(med_all, r, j)
                 if (vmax - vmin) ** 2 > clip2 * (sig2 + tol2 * peak * peak):
                     for k in range(nk):
                         if keep[k] and v[k] == vmax:
@@ -219,11 +217,9 @@ def combine_stack(values: np.ndarray, weights: np.ndarray, *, clip_sigma: float 
     med = np.empty((ny_all, nx), dtype=np.float64)
     nvalid = np.empty((ny_all, nx), dtype=np.int64)
     _medians(values, weights, med, nvalid)
-    peak = np.empty((ny_all, nx), dtype=np.float64)
-    _local_peak(med, peak)
     mean = np.empty((ny, nx), dtype=np.float32)
     sumw = np.empty((ny, nx), dtype=np.float32)
     count = np.empty((ny, nx), dtype=np.int16)
-    rejected = _combine(values, weights, med, nvalid, peak, int(halo), float(clip_sigma) ** 2,
+    rejected = _combine(values, weights, med, nvalid, int(halo), float(clip_sigma) ** 2,
                         float(interp_tolerance) ** 2, mean, sumw, count)
     return mean, sumw, count, int(rejected)

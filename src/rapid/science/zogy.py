@@ -60,8 +60,9 @@ class ZogyResult:
         sources runs on ``Scorr_hi``, of fading ones on ``-Scorr_lo``.
     skew : float
         Skewness of Scorr's noise from the third cumulant of N's noise (``kappa3_n``), at the
-        median variance of the pixels with data in both images: Poisson noise of a faint sky is skewed, and a matched filter that an
-        undersampled PSF makes nearly a one-pixel filter passes most of that on.
+        median variance of the pixels with data in both images: Poisson noise of a faint sky
+        is skewed, and a matched filter that an undersampled PSF makes nearly a one-pixel
+        filter passes most of that on.
     """
 
     D: np.ndarray
@@ -309,7 +310,7 @@ def zogy(
     with_data = V > 0
     for var in (var_n, var_r):
         if var is not None:
-            with_data &= np.nan_to_num(np.asarray(var)) > 0
+            with_data &= np.asarray(var) > 0  # NaN compares False
     if not with_data.any():
         with_data = V > 0
     typical = float(np.median(V[with_data])) if with_data.any() else 1.0
