@@ -7,7 +7,7 @@ import pytest
 from scipy import ndimage
 
 from rapid.science.badpixels import BAD_THRESHOLD, bad_footprint_map
-from rapid.science.sampling import footprint_touches, sample_block
+from rapid.science.sampling import footprint_touches, interpolation_coefficients, sample_block
 
 
 def _touches_oracle(bad, ys, xs, *, order):
@@ -97,3 +97,19 @@ def test_footprint_touches_is_the_kernels_test(field):
     y, x = np.clip(ys, 0, 59), np.clip(xs, 0, 49)
     assert np.array_equal(footprint_touches(bad, y, x, order=3),
                           _touches_oracle(bad, y, x, order=3))
+
+
+@pytest.mark.parametrize("shape", [(1, 6), (6, 1), (2, 2), (3, 50), (45, 43), (130, 70)])
+def test_interpolation_coefficients_are_scipys_spline_filter(shape):
+    rng = np.random.default_rng(sum(shape))
+    img = (rng.normal(size=shape) * 30 + 100).astype(np.float32)
+    expected = ndimage.spline_filter(img, order=3, mode="mirror", output=np.float32)
+    got = interpolation_coefficients(img, 3)
+    assert got.dtype == np.float32 and got.flags.c_contiguous
+    np.testing.assert_allclose(got, expected, rtol=0, atol=2e-7 * np.abs(expected).max())
+    assert not np.shares_memory(got, img)
+    # in place when allowed; orders 0 and 1 interpolate the image itself
+    work = img.copy()
+    assert interpolation_coefficients(work, 3, overwrite=True) is work
+    np.testing.assert_array_equal(work, got)
+    np.testing.assert_array_equal(interpolation_coefficients(img.astype(np.float64), 1), img)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 
-from rapid.science.stack import combine_stack
+from rapid.science.stack import _medians, _sorting_network, combine_stack
 
 
 def _star(shape, x0, y0, peak, sigma=0.6):
@@ -45,3 +47,32 @@ def test_two_samples_still_lose_a_cosmic_ray_on_faint_sky_and_the_halo_rows_are_
     assert np.array_equal(inner, mean[1:-1]) and inner_count[5, 9] == 1
     with pytest.raises(ValueError, match="halo"):
         combine_stack(values[:, :2], weights[:, :2], halo=1)
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 5, 8, 13, 16])
+def test_sorting_network_sorts_every_zero_one_input(n):
+    # the 0-1 principle: a comparator network that sorts all 0-1 inputs sorts everything
+    pairs = _sorting_network(n)
+    size = max(n, 1 << max(0, (n - 1).bit_length()))
+    bits = (np.arange(2 ** size)[:, None] >> np.arange(size)) & 1
+    x = bits.copy()
+    for i, j in pairs:
+        lo, hi = np.minimum(x[:, i], x[:, j]), np.maximum(x[:, i], x[:, j])
+        x[:, i], x[:, j] = lo, hi
+    assert np.array_equal(x, np.sort(bits, axis=1))
+
+
+@pytest.mark.parametrize("nk", [1, 2, 7, 25])
+def test_medians_of_valid_samples_equal_numpy(nk):
+    rng = np.random.default_rng(nk)
+    values = rng.normal(size=(nk, 3, 5000)).astype(np.float32)
+    values[:, :, ::7] = np.round(values[:, :, ::7])  # ties
+    weights = (rng.random(values.shape) < 0.6).astype(np.float32)
+    med = np.empty((3, 5000))
+    count = np.empty((3, 5000), dtype=np.int64)
+    _medians(values, weights, _sorting_network(nk), med, count)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN pixels
+        expected = np.nanmedian(np.where(weights > 0, values, np.nan).astype(np.float64), axis=0)
+    assert np.array_equal(count, (weights > 0).sum(axis=0))
+    assert np.array_equal(med, expected, equal_nan=True)

@@ -47,7 +47,16 @@ def _is_image(hdu) -> bool:
 
 
 def _image_data(hdu) -> np.ndarray:
-    return np.asarray(np.squeeze(hdu.data), dtype=np.float32)
+    """The HDU's image as native float32, converted in the HDU's own buffer where it can be.
+
+    FITS stores big-endian; swapping the bytes of astropy's freshly read array in place saves a
+    full-size copy per image. The HDU's data must not be used again afterwards.
+    """
+    data = np.squeeze(hdu.data)
+    if (data.dtype.kind == "f" and data.dtype.itemsize == 4 and not data.dtype.isnative
+            and data.flags.writeable and data.flags.c_contiguous):
+        return data.byteswap(inplace=True).view(data.dtype.newbyteorder("="))
+    return np.asarray(data, dtype=np.float32)
 
 
 def _find(hdul: fits.HDUList, name: str):
@@ -310,15 +319,14 @@ def read_fits_frame(
     if per_second:
         if not exptime or exptime <= 0:
             raise ValueError(f"{path}: per_second needs a positive EXPTIME, got {exptime}")
-        data = data / np.float32(exptime)
+        data /= np.float32(exptime)
         if unc is not None:
-            unc = unc / np.float32(exptime)
+            unc /= np.float32(exptime)
         if saturation is not None:
             saturation /= exptime
         units = "DN/s"
     elif zpt is not None and exptime and exptime > 0:
         zpt = zpt + 2.5 * np.log10(exptime)
-    data = data.astype(np.float32)
     data[mask] = np.nan
     meta: dict[str, Any] = {
         "filter": (str(_get(headers, "FILTER")).strip() if _get(headers, "FILTER") is not None
@@ -328,8 +336,7 @@ def read_fits_frame(
         "gain": float(_get(headers, "GAIN")) if _get(headers, "GAIN") is not None else None,
         "saturation": saturation, "path": str(path), "hdu": hdu_name, "units": units,
     }
-    return Frame(data=data, wcs=wcs, psf=psf, unc=unc.astype(np.float32) if unc is not None
-                 else None, mask=mask, meta=meta, psf_fine=psf_fine)
+    return Frame(data=data, wcs=wcs, psf=psf, unc=unc, mask=mask, meta=meta, psf_fine=psf_fine)
 
 
 def write_fits_image(

@@ -162,33 +162,62 @@ def _reference_psf(parts) -> np.ndarray | None:
     return (acc / acc.sum()).astype(np.float32)
 
 
+def _span_mask(first: np.ndarray, last: np.ndarray, width: int) -> np.ndarray:
+    """Boolean (rows, width) map, True in each row from column ``first`` to ``last`` (excluded)."""
+    cols = np.arange(width)
+    return (cols >= first[:, None]) & (cols < last[:, None])
+
+
 @dataclass
 class _Stored:
-    """One frame resampled onto its footprint, kept as two raw float32 files."""
+    """One frame resampled onto its footprint, kept as two raw float32 files.
+
+    Only each row's span of valid pixels is written (from the first to the last pixel with a
+    weight), row after row: a frame rotated against the grid fills about half of its bounding
+    box, and the other half would be written and read back as NaN.
+    """
 
     bbox: tuple[int, int, int, int]
     values: str
     weights: str
+    first: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    last: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    offset: np.ndarray = field(default_factory=lambda: np.zeros(1, dtype=np.int64))
 
-    def rows(self, path: str, r0: int, r1: int) -> np.ndarray:
-        width = self.bbox[3] - self.bbox[2]
-        return np.fromfile(path, dtype=np.float32, count=(r1 - r0) * width,
-                           offset=r0 * width * 4).reshape(r1 - r0, width)
+    def spans(self, r0: int, r1: int) -> np.ndarray:
+        """Boolean map of the stored pixels of footprint rows ``r0:r1`` (bbox columns)."""
+        return _span_mask(self.first[r0:r1], self.last[r0:r1], self.bbox[3] - self.bbox[2])
+
+    def read(self, path: str, r0: int, r1: int) -> np.ndarray:
+        """The stored pixels of footprint rows ``r0:r1``, row after row (see :meth:`spans`)."""
+        start = int(self.offset[r0])
+        return np.fromfile(path, dtype=np.float32, count=int(self.offset[r1]) - start,
+                           offset=start * 4)
 
 
 def _store_frame(plan: FramePlan, folder: str, *, order: int,
                  saturated_grid: np.ndarray) -> _Stored:
     """Resample one frame and write its values and weights to ``folder``."""
-    by0, _, bx0, bx1 = plan.bbox
+    by0, by1, bx0, bx1 = plan.bbox
     stored = _Stored(plan.bbox, os.path.join(folder, f"v{plan.index}.f32"),
                      os.path.join(folder, f"w{plan.index}.f32"))
+    first = np.zeros(by1 - by0, dtype=np.int64)
+    last = np.zeros(by1 - by0, dtype=np.int64)
     # Plain file writes rather than memory maps: mapped pages would count as the job's memory.
     with open(stored.values, "wb") as fv, open(stored.weights, "wb") as fw:
         for r0, v, w, sat in resample_footprint(plan, order=order):
-            v.tofile(fv)
-            w.tofile(fw)
+            valid = w > 0
+            anyv = valid.any(axis=1)
+            r1 = r0 + len(v)
+            first[r0:r1] = np.where(anyv, np.argmax(valid, axis=1), 0)
+            last[r0:r1] = np.where(anyv, valid.shape[1] - np.argmax(valid[:, ::-1], axis=1), 0)
+            keep = _span_mask(first[r0:r1], last[r0:r1], v.shape[1])
+            v[keep].tofile(fv)
+            w[keep].tofile(fw)
             if sat is not None:
-                saturated_grid[by0 + r0:by0 + r0 + len(sat), bx0:bx1] |= sat
+                saturated_grid[by0 + r0:by0 + r1, bx0:bx1] |= sat
+    stored.first, stored.last = first, last
+    stored.offset = np.concatenate([[0], np.cumsum(last - first)])
     return stored
 
 
@@ -324,6 +353,10 @@ def _combine(stored: list[_Stored], box, block_rows: int, *, clip_sigma: float):
     unc = np.full((ny, nx), np.nan, dtype=np.float32)
     coverage = np.zeros((ny, nx), dtype=np.int16)
     rejected = 0
+    # One stack for all blocks: a block's weights are zeroed and its samples written in; values
+    # where the weight is 0 (left from earlier blocks) are never read.
+    all_v = np.full((len(stored), block_rows + 2, nx), np.nan, dtype=np.float32)
+    all_w = np.empty((len(stored), block_rows + 2, nx), dtype=np.float32)
     for gy0 in range(y0, y1, block_rows):
         gy1 = min(y1, gy0 + block_rows)
         # one row of context above and below (NaN past the box): the rejection looks at each
@@ -332,15 +365,17 @@ def _combine(stored: list[_Stored], box, block_rows: int, *, clip_sigma: float):
         here = [s for s in stored if s.bbox[0] < hy1 and s.bbox[1] > hy0]
         if not here:
             continue
-        stack_v = np.full((len(here), gy1 - gy0 + 2, nx), np.nan, dtype=np.float32)
-        stack_w = np.zeros((len(here), gy1 - gy0 + 2, nx), dtype=np.float32)
+        stack_v = all_v[:len(here), :gy1 - gy0 + 2]
+        stack_w = all_w[:len(here), :gy1 - gy0 + 2]
+        stack_w[...] = 0.0
         for k, s in enumerate(here):
             py0, py1, px0, px1 = s.bbox
             ty0, ty1 = max(hy0, py0), min(hy1, py1)
             rows = slice(ty0 - gy0 + 1, ty1 - gy0 + 1)
             cols = slice(px0 - x0, px1 - x0)
-            stack_v[k, rows, cols] = s.rows(s.values, ty0 - py0, ty1 - py0)
-            stack_w[k, rows, cols] = s.rows(s.weights, ty0 - py0, ty1 - py0)
+            keep = s.spans(ty0 - py0, ty1 - py0)
+            stack_v[k, rows, cols][keep] = s.read(s.values, ty0 - py0, ty1 - py0)
+            stack_w[k, rows, cols][keep] = s.read(s.weights, ty0 - py0, ty1 - py0)
         mean, sumw, count, nrej = combine_stack(stack_v, stack_w, clip_sigma=clip_sigma, halo=1)
         out_rows = slice(gy0 - y0, gy1 - y0)
         data[out_rows] = mean
@@ -348,7 +383,6 @@ def _combine(stored: list[_Stored], box, block_rows: int, *, clip_sigma: float):
             unc[out_rows] = np.where(sumw > 0, 1.0 / np.sqrt(sumw), np.nan)
         coverage[out_rows] = count
         rejected += nrej
-        del stack_v, stack_w
     return data, unc, coverage, rejected
 
 

@@ -16,9 +16,9 @@ from __future__ import annotations
 import numpy as np
 from astropy.wcs import WCS
 from scipy import ndimage
-from scipy.interpolate import BSpline, RectBivariateSpline
 
 from rapid.science.badpixels import _check_order, bad_footprint_map, fill_bad_pixels
+from rapid.science.grid_spline import GridSpline
 from rapid.science.image import Frame
 from rapid.science.psf_transform import (
     _check_wcs,
@@ -26,7 +26,7 @@ from rapid.science.psf_transform import (
     local_jacobian,
     transform_psf,
 )
-from rapid.science.sampling import footprint_touches, sample_block
+from rapid.science.sampling import footprint_touches, interpolation_coefficients, sample_block
 
 __all__ = [
     "CoarsePixelMap",
@@ -107,23 +107,12 @@ class CoarsePixelMap:
         #: (ymin, ymax, xmin, xmax) of the source positions at the exact coarse points
         self.src_range = (float(ys[~bad].min()), float(ys[~bad].max()),
                           float(xs[~bad].min()), float(xs[~bad].max()))
-        ky = min(3, len(self._yc) - 1)
-        kx = min(3, len(self._xc) - 1)
-        if ky == 0 or kx == 0:
+        if len(self._yc) < 2 or len(self._xc) < 2:
             # A single coarse row/column: interpolate the exact values linearly along it.
-            self._coeffs = None
+            self._splines = None
             self._exact = (ys, xs)
         else:
-            # Interpolating tensor-product splines; evaluated below as By @ C @ Bx.T, which is a
-            # dense matrix product (BLAS) and several times faster than the spline's own __call__.
-            self._k = (ky, kx)
-            spl_y = RectBivariateSpline(self._yc, self._xc, ys, kx=ky, ky=kx, s=0)
-            spl_x = RectBivariateSpline(self._yc, self._xc, xs, kx=ky, ky=kx, s=0)
-            self._knots = spl_y.get_knots()
-            ncy = len(self._knots[0]) - ky - 1
-            ncx = len(self._knots[1]) - kx - 1
-            self._coeffs = (spl_y.get_coeffs().reshape(ncy, ncx),
-                            spl_x.get_coeffs().reshape(ncy, ncx))
+            self._splines = (GridSpline(self._yc, self._xc, ys), GridSpline(self._yc, self._xc, xs))
 
     def block(self, y0: int, y1: int, x0: int = 0, x1: int | None = None):
         """Source coordinates for destination rows ``y0:y1`` and columns ``x0:x1``.
@@ -139,19 +128,17 @@ class CoarsePixelMap:
             raise ValueError(f"block ({y0}:{y1}, {x0}:{x1}) outside the grid {self.shape}")
         yv = np.arange(y0, y1, dtype=np.float64)
         xv = np.arange(x0, x1, dtype=np.float64)
-        if self._coeffs is None:
+        if self._splines is None:
             ys_c, xs_c = self._exact
             ysrc = np.array(_linear_grid(self._yc, self._xc, ys_c, yv, xv))
             xsrc = np.array(_linear_grid(self._yc, self._xc, xs_c, yv, xv))
         else:
             # The column factor is the same for every block of rows over the same columns:
-            # computed once. The row design matrix stays sparse (k + 1 non-zeros per row).
+            # computed once.
             if self._cols is None or self._cols[0] != (x0, x1):
-                bx = BSpline.design_matrix(xv, self._knots[1], self._k[1]).toarray()
-                self._cols = ((x0, x1), self._coeffs[0] @ bx.T, self._coeffs[1] @ bx.T)
-            by = BSpline.design_matrix(yv, self._knots[0], self._k[0]).tocsr()
-            ysrc = np.asarray(by @ self._cols[1])
-            xsrc = np.asarray(by @ self._cols[2])
+                self._cols = ((x0, x1),) + tuple(s.column_factor(xv) for s in self._splines)
+            ysrc = self._splines[0].rows(yv, self._cols[1])
+            xsrc = self._splines[1].rows(yv, self._cols[2])
         if self._bad_coarse is not None:
             iy = np.clip(np.searchsorted(self._yc, yv), 0, len(self._yc) - 1)
             ix = np.clip(np.searchsorted(self._xc, xv), 0, len(self._xc) - 1)
@@ -275,10 +262,7 @@ def _resample_with_bad(data, src_wcs, dst_wcs, dst_shape, *, order, step, fill, 
     bad = ~np.isfinite(data)
     if mask is not None:
         bad |= np.asarray(mask, dtype=bool)[wy0:wy1, wx0:wx1]
-    clean = fill_bad_pixels(data, bad)
-    coeffs = (ndimage.spline_filter(clean, order=order, mode="mirror", output=np.float32)
-              if order > 1 else clean.astype(np.float32))
-    del clean
+    coeffs = interpolation_coefficients(fill_bad_pixels(data, bad), order, overwrite=True)
     badmap = bad_footprint_map(bad, order) if bad.any() else None
     unc_window = None
     if unc is not None:

@@ -8,7 +8,8 @@ and a general-purpose ``ndimage.map_coordinates``; :func:`sample_block` does it 
 compiled loop (numba), several times faster on one core, with the same numbers:
 
 - values are B-spline interpolations of the spline coefficients (``order`` 3, the
-  coefficients being ``ndimage.spline_filter`` of the clean image), bilinear (``order`` 1) or
+  coefficients being :func:`interpolation_coefficients` of the clean image, the numbers of
+  ``ndimage.spline_filter`` with ``mode="mirror"``), bilinear (``order`` 1) or
   nearest (``order`` 0), with ``mode="mirror"`` boundaries, as ``ndimage.map_coordinates``
   with ``prefilter=False`` gives;
 - a bad pixel counts when its weight in the bilinear footprint of (y, x) exceeds
@@ -27,7 +28,7 @@ import numpy as np
 
 from rapid.science.badpixels import BAD_THRESHOLD, _check_order, bad_footprint_map
 
-__all__ = ["sample_block", "footprint_touches"]
+__all__ = ["sample_block", "footprint_touches", "interpolation_coefficients"]
 
 _NO_MAP = np.zeros((1, 1), dtype=np.bool_)
 _NO_UNC = np.zeros((1, 1), dtype=np.float32)
@@ -87,6 +88,15 @@ def _value(coeffs, y: float, x: float, order: int) -> float:
                 + ty * ((1.0 - tx) * coeffs[y1, x0] + tx * coeffs[y1, x1]))
     wy = _bspline3(ty)
     wx = _bspline3(tx)
+    if 1 <= iy < ny - 2 and 1 <= ix < nx - 2:
+        # The 4x4 footprint lies inside: no mirroring, rows read directly (the common case,
+        # twice as fast as indexing every tap through _mirror).
+        w0, w1, w2, w3 = wx
+        acc = 0.0
+        for a in range(4):
+            row = coeffs[iy - 1 + a]
+            acc += wy[a] * (w0 * row[ix - 1] + w1 * row[ix] + w2 * row[ix + 1] + w3 * row[ix + 2])
+        return acc
     acc = 0.0
     for a in range(4):
         row = _mirror(iy - 1 + a, ny)
@@ -129,6 +139,109 @@ def _sample(coeffs, order, ys, xs, src_ny, src_nx, off_y, off_x, edge_tol, thres
                                   min(max(int(np.floor(lx + 0.5)), 0), nx - 1)]
             else:
                 sigma[i, j] = np.nan
+
+
+#: Pole of the cubic B-spline prefilter, and the gain that goes with it.
+_POLE = np.sqrt(3.0) - 2.0
+_GAIN = (1.0 - _POLE) * (1.0 - 1.0 / _POLE)
+#: Terms of the causal initial sum kept: |pole|**40 < 1e-22.
+_HORIZON = 40
+
+
+@numba.njit(cache=True, nogil=True)
+def _prefilter_axis0(a) -> None:
+    """Cubic B-spline prefilter along axis 0, in place, mirror boundaries.
+
+    All columns are filtered at once, row after row, so every loop runs along a row
+    (vectorised); the recursions carry float64 rows.
+    """
+    ny, nx = a.shape
+    if ny < 2:
+        return
+    z = _POLE
+    zn1 = z ** (ny - 1)
+    prev = np.empty(nx)
+    last = np.empty(nx)
+    # causal initial value of the mirror-extended columns
+    for j in range(nx):
+        prev[j] = _GAIN * (a[0, j] + zn1 * a[ny - 1, j])
+    zk = z
+    for k in range(1, min(ny - 1, _HORIZON)):
+        for j in range(nx):
+            prev[j] += zk * _GAIN * (a[k, j] + zn1 * a[ny - 1 - k, j])
+        zk *= z
+    for j in range(nx):
+        prev[j] /= 1.0 - zn1 * zn1
+        a[0, j] = prev[j]
+    # causal pass, then the anticausal initial value and pass
+    for i in range(1, ny):
+        for j in range(nx):
+            before = prev[j]
+            prev[j] = _GAIN * a[i, j] + z * before
+            a[i, j] = prev[j]
+            if i == ny - 1:
+                last[j] = (z * before + prev[j]) * z / (z * z - 1.0)
+    for j in range(nx):
+        a[ny - 1, j] = last[j]
+    for i in range(ny - 2, -1, -1):
+        for j in range(nx):
+            last[j] = z * (last[j] - a[i, j])
+            a[i, j] = last[j]
+
+
+@numba.njit(cache=True, nogil=True)
+def _prefilter_axis1(a) -> None:
+    """The same along axis 1: rows taken 16 at a time, transposed and filtered as columns
+    (one recursion along a row cannot be vectorised; 16 side by side can)."""
+    ny, nx = a.shape
+    group = 16
+    buf = np.empty((nx, group))
+    for i0 in range(0, ny, group):
+        m = min(group, ny - i0)
+        if m < group:
+            buf = np.empty((nx, m))
+        for j in range(nx):
+            for r in range(m):
+                buf[j, r] = a[i0 + r, j]
+        _prefilter_axis0(buf)
+        for r in range(m):
+            for j in range(nx):
+                a[i0 + r, j] = buf[j, r]
+
+
+def interpolation_coefficients(clean: np.ndarray, order: int, *,
+                               overwrite: bool = False) -> np.ndarray:
+    """The float32 array :func:`sample_block` interpolates for ``order``.
+
+    For ``order`` 3 the cubic B-spline coefficients with mirror boundaries, the numbers of
+    ``ndimage.spline_filter(clean, order=3, mode="mirror")`` to float32 rounding, by a compiled
+    recursive filter about three times faster; for orders 0 and 1 the image itself.
+
+    Parameters
+    ----------
+    clean : ndarray
+        2-D image without NaN (see :func:`rapid.science.badpixels.fill_bad_pixels`).
+    order : {0, 1, 3}
+        Interpolation order.
+    overwrite : bool, optional
+        ``clean`` (when float32 and C-contiguous) may be filtered in place, saving a copy.
+
+    Returns
+    -------
+    ndarray
+        C-contiguous float32 coefficients.
+    """
+    order = _check_order(order)
+    clean = np.asarray(clean)
+    if clean.ndim != 2:
+        raise ValueError(f"clean must be 2-D, got shape {clean.shape}")
+    fresh = not (overwrite and clean.dtype == np.float32 and clean.flags.c_contiguous
+                 and clean.flags.writeable)
+    coeffs = np.array(clean, dtype=np.float32, order="C") if fresh else clean
+    if order == 3:
+        _prefilter_axis0(coeffs)
+        _prefilter_axis1(coeffs)
+    return coeffs
 
 
 @numba.njit(cache=True, nogil=True)
