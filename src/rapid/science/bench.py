@@ -5,12 +5,15 @@ The benchmark simulates (once, cached) a one-field survey of ``frames + 1`` epoc
 the last epoch, either against a reference built beforehand from the first ``frames`` epochs
 (``reference="existing"``; the build itself is not timed) or building that reference inside the
 job (``reference="build"``). Each measured job runs in a fresh child process, so its peak
-resident memory (``ru_maxrss``) is that of the job alone, not of the simulation.
+resident memory (``ru_maxrss``) is that of the job alone, not of the simulation; the child is
+held to one CPU (affinity, and one thread per numerical library), so the figures are those of one
+core whatever the machine.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import resource
 import sys
 import tempfile
@@ -69,8 +72,16 @@ def _spec(folder: Path, frames: int, prefix: Path, reference=None):  # noqa: ANN
                        log_uri=(prefix / "job.log").resolve().as_uri())
 
 
+#: Thread pools held to one thread in the measured job (the child reads them at start-up).
+_ONE_THREAD = {name: "1" for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+                                      "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")}
+
+
 def _run_job(spec_json: str) -> dict:
-    """Child-process body: run one science job, return its timings and peak memory."""
+    """Child-process body: run one science job on one core, return its timings and peak memory."""
+    if hasattr(os, "sched_setaffinity"):
+        # one CPU, so that no library's threads make the wall time that of several cores
+        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
     t0 = time.perf_counter()
     from rapid.jobs.spec import ScienceSpec
     from rapid.science import difference, photometry, reference  # noqa: F401 - timed apart
@@ -92,12 +103,22 @@ def _run_job(spec_json: str) -> dict:
             "total_s": round(total, 3), "imports_s": round(imports, 3),
             "cpu_s": round(usage.ru_utime + usage.ru_stime, 3), "peak_rss_gb": round(rss_kb / 1024**2, 3),
             "ncandidates": ncand,
+            "cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
             "products": {p.name: p.uri for p in manifest.products}}
 
 
 def _in_child(spec_json: str) -> dict:
-    with ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn")) as pool:
-        return pool.submit(_run_job, spec_json).result()
+    saved = {name: os.environ.get(name) for name in _ONE_THREAD}
+    os.environ.update(_ONE_THREAD)
+    try:
+        with ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn")) as pool:
+            return pool.submit(_run_job, spec_json).result()
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def run_benchmark(*, size: int = 4088, reference: str = "existing", frames: int = 25,
@@ -126,7 +147,7 @@ def run_benchmark(*, size: int = 4088, reference: str = "existing", frames: int 
         unaccounted_s (wall time outside the steps), total_s (wall seconds of the job),
         imports_s, cpu_s (CPU seconds of the job's process, imports included: on a busy
         machine the honest measure of one core's work), peak_rss_gb (peak resident memory of
-        the job's process) and ncandidates.
+        the job's process), ncandidates and cpus (the CPUs the job could run on: 1).
     """
     if not 64 <= int(size) <= 4088:
         raise ValueError(f"size must be within 64..4088, got {size!r}")

@@ -44,22 +44,32 @@ def _mirror(i: int, n: int) -> int:
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
-def _touches(badmap, y: float, x: float, threshold: float) -> bool:
+def _touches_at(badmap, iy: int, ix: int, ty: float, tx: float, threshold: float) -> bool:
+    """Whether a flagged pixel has a bilinear weight above ``threshold`` at (iy + ty, ix + tx)."""
     ny, nx = badmap.shape
-    fy = np.floor(y)
-    fx = np.floor(x)
-    iy0 = min(max(int(fy), 0), ny - 1)
-    ix0 = min(max(int(fx), 0), nx - 1)
+    iy0 = min(max(iy, 0), ny - 1)
+    ix0 = min(max(ix, 0), nx - 1)
     iy1 = min(iy0 + 1, ny - 1)
     ix1 = min(ix0 + 1, nx - 1)
-    wy = y - fy
-    wx = x - fx
-    y0 = wy < 1.0 - threshold
-    y1 = wy > threshold
-    x0 = wx < 1.0 - threshold
-    x1 = wx > threshold
+    y0 = ty < 1.0 - threshold
+    y1 = ty > threshold
+    x0 = tx < 1.0 - threshold
+    x1 = tx > threshold
     return ((badmap[iy0, ix0] and y0 and x0) or (badmap[iy0, ix1] and y0 and x1)
             or (badmap[iy1, ix0] and y1 and x0) or (badmap[iy1, ix1] and y1 and x1))
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _touches(badmap, y: float, x: float, threshold: float) -> bool:
+    fy = np.floor(y)
+    fx = np.floor(x)
+    return _touches_at(badmap, int(fy), int(fx), y - fy, x - fx, threshold)
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _nearest(i: int, t: float, n: int) -> int:
+    """Index of the pixel nearest to i + t (0 <= t < 1), clipped to 0..n-1."""
+    return min(max(i + (1 if t >= 0.5 else 0), 0), n - 1)
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
@@ -70,40 +80,32 @@ def _bspline3(t: float):
             (-3.0 * t3 + 3.0 * t2 + 3.0 * t + 1.0) / 6.0, t3 / 6.0)
 
 
-@numba.njit(cache=True, nogil=True)
-def _value(coeffs, y: float, x: float, order: int) -> float:
+@numba.njit(cache=True, nogil=True, inline="always")
+def _value_at(coeffs, iy: int, ix: int, ty: float, tx: float, order: int) -> float:
+    """The interpolation at (iy + ty, ix + tx), 0 <= ty, tx < 1, mirror boundaries."""
     ny, nx = coeffs.shape
     if order == 0:
-        return coeffs[_mirror(int(np.floor(y + 0.5)), ny), _mirror(int(np.floor(x + 0.5)), nx)]
-    fy = np.floor(y)
-    fx = np.floor(x)
-    iy = int(fy)
-    ix = int(fx)
-    ty = y - fy
-    tx = x - fx
+        return coeffs[_mirror(iy + (1 if ty >= 0.5 else 0), ny),
+                      _mirror(ix + (1 if tx >= 0.5 else 0), nx)]
     if order == 1:
         y0, y1 = _mirror(iy, ny), _mirror(iy + 1, ny)
         x0, x1 = _mirror(ix, nx), _mirror(ix + 1, nx)
         return ((1.0 - ty) * ((1.0 - tx) * coeffs[y0, x0] + tx * coeffs[y0, x1])
                 + ty * ((1.0 - tx) * coeffs[y1, x0] + tx * coeffs[y1, x1]))
     wy = _bspline3(ty)
-    wx = _bspline3(tx)
+    w0, w1, w2, w3 = _bspline3(tx)
+    acc = 0.0
     if 1 <= iy < ny - 2 and 1 <= ix < nx - 2:
-        # The 4x4 footprint lies inside: no mirroring, rows read directly (the common case,
-        # twice as fast as indexing every tap through _mirror).
-        w0, w1, w2, w3 = wx
-        acc = 0.0
+        # The 4x4 footprint lies inside: rows read directly, no mirroring (the common case).
         for a in range(4):
             row = coeffs[iy - 1 + a]
             acc += wy[a] * (w0 * row[ix - 1] + w1 * row[ix] + w2 * row[ix + 1] + w3 * row[ix + 2])
         return acc
-    acc = 0.0
+    c0, c1, c2, c3 = (_mirror(ix - 1, nx), _mirror(ix, nx), _mirror(ix + 1, nx),
+                      _mirror(ix + 2, nx))
     for a in range(4):
-        row = _mirror(iy - 1 + a, ny)
-        part = 0.0
-        for b in range(4):
-            part += wx[b] * coeffs[row, _mirror(ix - 1 + b, nx)]
-        acc += wy[a] * part
+        row = coeffs[_mirror(iy - 1 + a, ny)]
+        acc += wy[a] * (w0 * row[c0] + w1 * row[c1] + w2 * row[c2] + w3 * row[c3])
     return acc
 
 
@@ -122,21 +124,23 @@ def _sample(coeffs, order, ys, xs, src_ny, src_nx, off_y, off_x, edge_tol, thres
                 sigma[i, j] = np.nan
                 saturated[i, j] = False
                 continue
+            # the integer and fractional parts, once for every test and lookup below
             ly = y - off_y
             lx = x - off_x
-            if use_sat:
-                saturated[i, j] = _touches(satmap, ly, lx, threshold)
-            else:
-                saturated[i, j] = False
-            if use_bad and _touches(badmap, ly, lx, threshold):
+            fy = np.floor(ly)
+            fx = np.floor(lx)
+            iy = int(fy)
+            ix = int(fx)
+            ty = ly - fy
+            tx = lx - fx
+            saturated[i, j] = use_sat and _touches_at(satmap, iy, ix, ty, tx, threshold)
+            if use_bad and _touches_at(badmap, iy, ix, ty, tx, threshold):
                 values[i, j] = np.nan
                 sigma[i, j] = np.nan
                 continue
-            values[i, j] = _value(coeffs, ly, lx, order)
+            values[i, j] = _value_at(coeffs, iy, ix, ty, tx, order)
             if use_unc:
-                ny, nx = unc.shape
-                sigma[i, j] = unc[min(max(int(np.floor(ly + 0.5)), 0), ny - 1),
-                                  min(max(int(np.floor(lx + 0.5)), 0), nx - 1)]
+                sigma[i, j] = unc[_nearest(iy, ty, unc.shape[0]), _nearest(ix, tx, unc.shape[1])]
             else:
                 sigma[i, j] = np.nan
 
