@@ -99,7 +99,7 @@ class MeshBackground:
         return self._eval(1, y0, y1, x0, x1)
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, inline="always")
 def _median_inplace(a, n: int) -> float:
     """Median of ``a[:n]`` (n >= 1) by quickselect, reordering ``a[:n]``; O(n), no copy."""
     k = n // 2

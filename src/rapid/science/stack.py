@@ -43,7 +43,7 @@ def _sorting_network(n: int) -> np.ndarray:
     return np.array(pairs, dtype=np.int64).reshape(-1, 2)
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, inline="always")
 def _compare_exchange(lo, hi, width: int) -> None:
     for j in range(width):
         a = lo[j]
