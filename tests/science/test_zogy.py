@@ -88,3 +88,24 @@ def test_gpu_matches_cpu():
     g = zogy(*args, sigma_n=3.0, sigma_r=3.0, device="gpu")
     assert np.allclose(c.Scorr, g.Scorr, atol=1e-3)
     assert np.allclose(c.D, g.D, atol=1e-3)
+
+
+def test_astrometric_noise_spares_a_transient_on_empty_sky():
+    # V_ast weighs residuals of sources in both images; a transient is in N only
+    rng = np.random.default_rng(29)
+    N = rng.normal(0, 5.0, SHAPE)
+    R = rng.normal(0, 5.0, SHAPE)
+    # a transient at (x, y) = (60.5, 90.5), S/N ~ 30, between pixels: there the gradient of S
+    # is not 0 at any pixel, and the paper's V_ast would halve its Scorr
+    add_star(N, 60.5, 90.5, 900.0, 2.5)
+    add_star(N, 140.0, 100.0, 1e5, 2.5)    # a static star, misregistered by 0.2 px
+    add_star(R, 140.2, 100.0, 1e5, 2.5)
+    p = gaussian_psf(2.5)
+    plain = zogy(N, R, p, p, sigma_n=5.0, sigma_r=5.0)
+    ast = zogy(N, R, p, p, sigma_n=5.0, sigma_r=5.0, sigma_x=0.2, sigma_y=0.2)
+    at_transient = np.s_[85:96, 55:66]
+    at_star = np.s_[95:106, 135:146]
+    assert plain.Scorr[at_transient].max() > 20
+    assert ast.Scorr[at_transient].max() == pytest.approx(plain.Scorr[at_transient].max(),
+                                                          rel=0.03)
+    assert np.abs(ast.Scorr[at_star]).max() < 0.5 * np.abs(plain.Scorr[at_star]).max()

@@ -102,7 +102,8 @@ class ZogyConfig:
         the residuals of bright stars left by registration and interpolation errors of
         undersampled images are weighed against their expected size instead of becoming
         candidates (on simulated Roman images: 0.3 instead of 2.2 false positives per 512^2
-        image, with higher completeness at the same threshold).
+        image, with higher completeness at the same threshold). Only sources in both images
+        are weighed so: a transient keeps its Scorr (see :func:`rapid.science.zogy.zogy`).
     flux_noise : float
         Fractional PSF-model mismatch of sources present in both images, weighed into Scorr's
         variance (0.1), see :func:`rapid.science.zogy.zogy`. It keeps the wings of bright

@@ -150,7 +150,11 @@ def zogy(
         Per-pixel variance of N and R (source noise included) for Scorr and D_var; default
         uniform sigma_n**2, sigma_r**2.
     sigma_x, sigma_y : float, optional
-        Registration noise in pixels (0); adds the paper's V_ast to Scorr's variance.
+        Registration noise in pixels (0); adds the paper's V_ast to Scorr's variance,
+        ``sigma_x**2 (dS_n/dx**2 + dS_r/dx**2)`` and the same in y, for the sources present in
+        both images: twice the smaller of the two images' terms (each spread to its 5 x 5 local
+        maximum), at most their sum, so that a transient (in N only) or a faded source (in R
+        only) is not penalised by its own gradient.
     flux_noise : float, optional
         Fractional mismatch of the two images' PSF models (0): adds
         ``flux_noise**2 min(S_n**2, S_r**2)`` to Scorr's variance, where S_n and S_r are the
@@ -293,17 +297,35 @@ def zogy(
     else:
         S_dev = irfft2(Sn_hat - Sr_hat, shape)
     del kn_hat, kr_hat, Vn_hat, Vr_hat
+    ast = None
     if sigma_x > 0 or sigma_y > 0:
+        # The paper's V_ast = sig_x^2 (dS_n/dx^2 + dS_r/dx^2) + (the same in y), for the
+        # sources in both images only: a misregistration leaves a residual where a source is in
+        # both, and a transient (in N only) or a faded source (in R only) weighed against its
+        # own gradient would lose Scorr the more, the brighter it is and the farther from a
+        # pixel centre. The common part is twice the smaller of the two images' terms, each
+        # spread to its 5 x 5 maximum first (the gradients of one static source in two images
+        # need not vanish at the same pixels), and never more than the paper's sum.
         fy = xp.asarray(np.fft.fftfreq(shape[0]).astype(np.float32))[:, None]
         fx = xp.asarray(np.fft.rfftfreq(shape[1]).astype(np.float32))[None, :]
-        for sig, freq in ((sigma_x, fx), (sigma_y, fy)):
-            if sig > 0:
-                grad = (2j * np.pi * freq).astype(xp.complex64)
-                V = V + sig**2 * (irfft2(Sn_hat * grad, shape) ** 2
-                                  + irfft2(Sr_hat * grad, shape) ** 2)
+        terms = []
+        for S_hat in (Sn_hat, Sr_hat):
+            total = None
+            for sig, freq in ((sigma_x, fx), (sigma_y, fy)):
+                if sig > 0:
+                    g = irfft2(S_hat * (2j * np.pi * freq).astype(xp.complex64), shape)
+                    term = np.float32(sig**2) * g * g
+                    total = term if total is None else total + term
+            terms.append(crop(total))
+            del total, g, term
+        common = np.minimum(*(maximum_filter(t, size=5) for t in terms))
+        ast = np.minimum(terms[0] + terms[1], np.float32(2.0) * common)
+        del terms, common
     del Sn_hat, Sr_hat
     S = crop(S_dev)
     V = crop(V)
+    if ast is not None:
+        V += ast
     # The typical variance is that of pixels with data in both images: where a mask or a
     # partial reference leaves none, only the kernels' spill from the edges is left, and a
     # median taken over those too falls with the masked fraction.
