@@ -4,7 +4,8 @@
 25 samples. Their medians are found for thousands of pixels at once by a sorting network
 (vectorised comparisons, no per-pixel branching); the rejection tests and the weighted mean are
 then one compiled loop (numba) over each pixel's own samples, rather than a dozen whole-stack
-numpy passes and a sort of the full (frames x rows x width) block."""
+numpy passes and a sort of the full (frames x rows x width) block.
+"""
 
 from __future__ import annotations
 
