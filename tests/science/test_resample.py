@@ -161,3 +161,25 @@ def test_rejects_bad_arguments(make_wcs):
         pixel_map(w, w, (0, 10))
     with pytest.raises(ValueError, match="src_wcs"):
         pixel_map("nope", w, (10, 10))
+
+
+def test_dst_offsets_shift_the_mapping_like_a_moved_grid(make_wcs, render_stars):
+    # a correction (dx, dy) reads the source where destination pixel (x - dx, y - dy) maps:
+    # the same as a destination grid moved by (dx, dy) pixels
+    shape = (80, 72)
+    w = make_wcs(RA, DEC, shape, rot_deg=25.0, sip=True, sip_scale=40.0)
+    rng = np.random.default_rng(4)
+    img = (render_stars(shape, [30.3, 50.8], [40.2, 20.6], [500.0, 300.0], 1.4)
+           + rng.normal(0, 1, shape)).astype(np.float32)
+    dst = make_wcs(RA, DEC, shape, rot_deg=-10.0)
+
+    def offsets(x, y):
+        return np.full_like(x, 0.35), np.full_like(y, -1.2)
+
+    out = resample(img, w, dst, shape, dst_offsets=offsets)
+    moved = resample(img, w, _shifted(dst, 0.35, -1.2), shape)
+    unshifted = resample(img, w, dst, shape)
+    both = np.isfinite(out) & np.isfinite(moved)
+    assert both.sum() > 0.8 * out.size
+    assert np.max(np.abs(out[both] - moved[both])) < 1e-3
+    assert np.nanmax(np.abs(out - unshifted)) > 10.0

@@ -35,6 +35,7 @@ from rapid.science.phases import (HALF_PIXEL_PHASES, false_alarm_threshold,
                                   gradient_variance, psf_at_phase)
 from rapid.science.photometry import DifferenceNoise, measure_candidates
 from rapid.science.psf import estimate_psf, fit_psf_fwhm, gaussian_psf
+from rapid.science.registration import fit_registration
 from rapid.science.zogy import zogy
 
 
@@ -67,11 +68,14 @@ class DifferenceResult:
         dymedianfin, nmatched, scorrstd, ncandidates, npositive, nnegative, fd, sci_bkg_rms,
         ref_bkg_rms, sci_fwhm, ref_fwhm, diff_fwhm, sci_psf_source, ref_psf_source, nmasked,
         detect_threshold, detect_threshold_fading, scorr_skew, false_alarm_threshold (the
-        level that ``config.detect.false_alarm_rate`` asks for; NaN when not used).
+        level that ``config.detect.false_alarm_rate`` asks for; NaN when not used),
+        register_dx, register_dy (the registration correction applied at the image centre,
+        pixels, science minus reference; 0 when none), register_max (its largest value at a
+        corner), register_nstars (stars it was fitted to).
     timings : dict
         Wall seconds per step.
     gain : GainMatch
-        The gain-match outcome.
+        The gain-match outcome (after the registration correction, when one was made).
     """
 
     diff: Frame
@@ -113,6 +117,39 @@ def _check_footprints(sci: Frame, ref: Frame) -> None:
     inside = (rx > -mx) & (rx < rx_n - 1 + mx) & (ry > -my) & (ry < ry_n - 1 + my)
     if not np.any(inside & np.isfinite(rx) & np.isfinite(ry)):
         raise NoOverlapError("science and reference images do not overlap on the sky")
+
+
+def _reference_on_science_grid(sci: Frame, ref: Frame, cfg: DifferenceConfig, *,
+                               dst_offsets=None) -> Frame:
+    """The reference on the science grid (as it is when already there and not re-registered),
+    masked where its coverage is below ``cfg.min_ref_coverage``."""
+    if dst_offsets is None and same_grid(sci.wcs, sci.shape, ref.wcs, ref.shape):
+        return ref
+    from rapid.science.resample import resample, resample_frame
+
+    _check_footprints(sci, ref)
+    try:
+        ref_rs = resample_frame(ref, sci.wcs, sci.shape, order=cfg.resample_order,
+                                dst_offsets=dst_offsets)
+    except ValueError as exc:
+        raise NoOverlapError(f"cannot map the reference onto the science grid: {exc}") from exc
+    cov = ref.meta.get("coverage")
+    if isinstance(cov, np.ndarray) and cov.shape == ref.shape:
+        cov_rs = resample(cov, ref.wcs, sci.wcs, sci.shape, order=1, fill=0.0,
+                          dst_offsets=dst_offsets)
+        low = ~(cov_rs >= cfg.min_ref_coverage)
+        ref_rs = replace(ref_rs, mask=low if ref_rs.mask is None else (ref_rs.mask | low))
+    return ref_rs
+
+
+def _common_bad(sci: Frame, ref_rs: Frame, cfg: DifferenceConfig) -> np.ndarray:
+    """Pixels bad in either image; NoOverlapError when too few good ones are left."""
+    bad = sci.bad() | ref_rs.bad()
+    good = int((~bad).sum())
+    if good < cfg.min_overlap_pixels:
+        raise NoOverlapError(f"science and reference share {good} valid pixels, "
+                             f"fewer than {cfg.min_overlap_pixels}")
+    return bad
 
 
 def _psf_for(frame: Frame, cfg) -> tuple[np.ndarray, str]:
@@ -248,37 +285,18 @@ def difference_images(sci: Frame, ref: Frame, *,
         timings[step] = timings.get(step, 0.0) + time.perf_counter() - t0
 
     with timed("resample"):
-        if same_grid(sci.wcs, sci.shape, ref.wcs, ref.shape):
-            ref_rs = ref
-        else:
-            from rapid.science.resample import resample, resample_frame
-
-            _check_footprints(sci, ref)
-            try:
-                ref_rs = resample_frame(ref, sci.wcs, sci.shape, order=cfg.resample_order)
-            except ValueError as exc:
-                raise NoOverlapError(
-                    f"cannot map the reference onto the science grid: {exc}") from exc
-            cov = ref.meta.get("coverage")
-            if isinstance(cov, np.ndarray) and cov.shape == ref.shape:
-                cov_rs = resample(cov, ref.wcs, sci.wcs, sci.shape, order=1, fill=0.0)
-                low = ~(cov_rs >= cfg.min_ref_coverage)
-                mask = low if ref_rs.mask is None else (ref_rs.mask | low)
-                ref_rs = replace(ref_rs, mask=mask)
-        bad = sci.bad() | ref_rs.bad()
-        if int((~bad).sum()) < cfg.min_overlap_pixels:
-            raise NoOverlapError(
-                f"science and reference share {int((~bad).sum())} valid pixels, "
-                f"fewer than {cfg.min_overlap_pixels}")
+        ref_rs = _reference_on_science_grid(sci, ref, cfg)
+        bad = _common_bad(sci, ref_rs, cfg)
 
     bc = cfg.background
+
+    def background(frame: Frame) -> tuple[Frame, np.ndarray]:
+        return subtract_background(frame, box=bc.box, filter_size=bc.filter_size,
+                                   mask_sources=bc.mask_sources, source_thresh=bc.source_thresh)
+
     with timed("background"):
-        sci_b, sci_rms = subtract_background(sci, box=bc.box, filter_size=bc.filter_size,
-                                             mask_sources=bc.mask_sources,
-                                             source_thresh=bc.source_thresh)
-        ref_b, ref_rms = subtract_background(ref_rs, box=bc.box, filter_size=bc.filter_size,
-                                             mask_sources=bc.mask_sources,
-                                             source_thresh=bc.source_thresh)
+        sci_b, sci_rms = background(sci)
+        ref_b, ref_rms = background(ref_rs)
 
     with timed("psf"):
         psf_n, src_n = _psf_for(sci_b, cfg.psf)
@@ -289,17 +307,38 @@ def difference_images(sci: Frame, ref: Frame, *,
     with timed("variance"):
         var_n = _variance(sci_b, sci_rms)
         var_r = _variance(ref_b, ref_rms)
-        var_n[bad] = 0.0
-        var_r[bad] = 0.0
 
     gc = cfg.gainmatch
+
+    def matched() -> GainMatch:
+        return gain_match(sci_b, ref_b, sci_rms=np.where(bad, sci_rms, np.sqrt(var_n)),
+                          ref_rms=np.where(bad, ref_rms, np.sqrt(var_r)),
+                          detect_thresh=gc.detect_thresh, match_radius=gc.match_radius,
+                          min_snr=gc.min_snr, min_stars=gc.min_stars, clip_sigma=gc.clip_sigma,
+                          aperture_radius=gc.aperture_radius,
+                          saturation_fraction=gc.saturation_fraction, max_offset=gc.max_offset)
+
     with timed("gainmatch"):
-        gm = gain_match(sci_b, ref_b, sci_rms=np.where(bad, sci_rms, np.sqrt(var_n)),
-                        ref_rms=np.where(bad, ref_rms, np.sqrt(var_r)),
-                        detect_thresh=gc.detect_thresh, match_radius=gc.match_radius,
-                        min_snr=gc.min_snr, min_stars=gc.min_stars, clip_sigma=gc.clip_sigma,
-                        aperture_radius=gc.aperture_radius,
-                        saturation_fraction=gc.saturation_fraction)
+        gm = matched()
+
+    rc = cfg.registration
+    registration = None
+    if rc.correct and gm.method == "stars":
+        with timed("register"):
+            fit = fit_registration(gm.star_x, gm.star_y, gm.star_dx, gm.star_dy, sci.shape)
+            if fit is not None and fit.significant(sci.shape, min_shift=rc.min_shift,
+                                                   nsigma=rc.nsigma):
+                # the same steps for the reference, through the corrected mapping
+                registration = fit
+                ref_rs = _reference_on_science_grid(sci, ref, cfg, dst_offsets=fit.offsets)
+                bad = _common_bad(sci, ref_rs, cfg)
+                ref_b, ref_rms = background(ref_rs)
+                psf_r, src_r = _psf_for(ref_b, cfg.psf)
+                ref_b = replace(ref_b, psf=psf_r)
+                var_r = _variance(ref_b, ref_rms)
+                gm = matched()
+    var_n[bad] = 0.0
+    var_r[bad] = 0.0
 
     dc = cfg.detect
     if not (np.isfinite(dc.false_alarm_rate) and dc.false_alarm_rate >= 0):
@@ -383,6 +422,11 @@ def difference_images(sci: Frame, ref: Frame, *,
             table = drop_converged(table)
 
     npos = int(np.sum(table["sign"] > 0)) if len(table) else 0
+    reg_dx = reg_dy = reg_max = 0.0
+    if registration is not None:
+        cy, cx = (np.asarray(sci.shape) - 1) / 2.0
+        reg_dx, reg_dy = (float(v) for v in registration.offsets(cx, cy))
+        reg_max = registration.largest(sci.shape)
     meta = {
         "scalefacref": gm.flux_ratio, "scalefacref_err": gm.flux_ratio_err,
         "gainmatch_method": gm.method, "dxrmsfin": gm.dx_rms, "dyrmsfin": gm.dy_rms,
@@ -394,6 +438,8 @@ def difference_images(sci: Frame, ref: Frame, *,
         "nmasked": int(mask.sum()), "detect_threshold": float(thresh),
         "detect_threshold_fading": float(thresh_fading), "scorr_skew": zr.skew,
         "false_alarm_threshold": fa_level,
+        "register_dx": reg_dx, "register_dy": reg_dy, "register_max": reg_max,
+        "register_nstars": registration.nstars if registration is not None else 0,
     }
     diff = Frame(data=D, wcs=sci.wcs, psf=zr.Pd, unc=D_unc, mask=mask, psf_fine=pd_fine,
                  meta={k: sci.meta[k] for k in ("filter", "mjdobs", "zptmag") if k in sci.meta})

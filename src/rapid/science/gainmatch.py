@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import sep
@@ -12,6 +12,11 @@ from scipy.spatial import cKDTree
 from rapid.science.background import sep_ready
 from rapid.science.image import Frame
 from rapid.science.psf import fit_psf_fwhm
+from rapid.science.registration import common_offset
+
+# Brightest sources of each catalog that vote for the common offset: enough to outvote chance
+# pairs in any field, few enough that the vote stays cheap in a crowded one.
+_VOTERS = 300
 
 
 @dataclass(frozen=True)
@@ -25,13 +30,18 @@ class GainMatch:
     flux_ratio_err : float
         1-sigma error of ``flux_ratio`` (NaN when not measured from stars).
     dx_median, dy_median : float
-        Median offset science minus reference of matched stars, pixels.
+        Median offset science minus reference of matched stars, less the offset between the
+        two PSFs' own centroids (the misregistration ZOGY sees), pixels.
     dx_rms, dy_rms : float
         Root mean square of those offsets, pixels (the registration noise of ZOGY).
     nmatched : int
         Number of matched stars used.
     method : str
         "stars" (measured), "zptmag" (from the two zero points) or "unity" (no information).
+    star_x, star_y, star_dx, star_dy : ndarray
+        Science positions and offsets (science minus reference) of the matched stars whose
+        ratios survived the clipping, before the offsets' own clipping: what a registration
+        fit needs (:func:`rapid.science.registration.fit_registration`).
     """
 
     flux_ratio: float
@@ -42,6 +52,10 @@ class GainMatch:
     dy_rms: float
     nmatched: int
     method: str = "stars"
+    star_x: np.ndarray = field(default_factory=lambda: np.empty(0))
+    star_y: np.ndarray = field(default_factory=lambda: np.empty(0))
+    star_dx: np.ndarray = field(default_factory=lambda: np.empty(0))
+    star_dy: np.ndarray = field(default_factory=lambda: np.empty(0))
 
     @property
     def flagged(self) -> bool:
@@ -59,7 +73,14 @@ def _encircled(psf: np.ndarray | None, radius: float) -> float:
     return float(frac[0] / psf.sum())
 
 
-def _catalog(frame: Frame, rms: np.ndarray | float, thresh: float, radius: float):
+def _catalog(frame: Frame, rms: np.ndarray | float, thresh: float, radius: float, sig: float):
+    """Sources of ``frame``: (xy, flux, flux_err, aperture flag, sep objects).
+
+    Positions are Gaussian-windowed centroids of width ``sig`` (SExtractor's XWIN): several
+    times more precise than isophotal barycentres, and measured the same way on the PSF model
+    (:func:`_psf_centre`), so that a PSF whose light is not centred on its stamp does not read
+    as a misregistration.
+    """
     bad = frame.bad()
     arr = sep_ready(frame.data, bad)
     err = np.ascontiguousarray(rms, dtype=np.float32) if np.ndim(rms) else float(rms)
@@ -69,8 +90,23 @@ def _catalog(frame: Frame, rms: np.ndarray | float, thresh: float, radius: float
         return None
     if len(objs) == 0:
         return None
+    xw, yw, wflag = sep.winpos(arr, objs["x"], objs["y"], sig, mask=bad)
+    # a windowed centroid pulled off by a neighbour keeps the barycentre
+    lost = (wflag != 0) | ~(np.hypot(xw - objs["x"], yw - objs["y"]) < 1.0)
+    xy = np.column_stack([np.where(lost, objs["x"], xw), np.where(lost, objs["y"], yw)])
     flux, ferr, flag = sep.sum_circle(arr, objs["x"], objs["y"], radius, err=err, mask=bad)
-    return objs, flux, ferr, flag
+    return xy, flux, ferr, flag, objs
+
+
+def _psf_centre(psf: np.ndarray | None, sig: float) -> np.ndarray:
+    """Windowed centroid of a PSF stamp relative to its centre pixel, (x, y) pixels."""
+    if psf is None:
+        return np.zeros(2)
+    c = (np.array(psf.shape[::-1]) - 1) / 2.0
+    xw, yw, flag = sep.winpos(sep_ready(psf), np.array([c[0]]), np.array([c[1]]), sig)
+    if flag[0] != 0 or not np.all(np.isfinite([xw[0], yw[0]])):
+        return np.zeros(2)
+    return np.array([xw[0], yw[0]]) - c
 
 
 def _fallback(sci: Frame, ref: Frame, n: int) -> GainMatch:
@@ -88,7 +124,7 @@ def gain_match(
     ref_rms: np.ndarray | float | None = None, detect_thresh: float = 5.0,
     match_radius: float = 1.5, min_snr: float = 20.0, min_stars: int = 5,
     clip_sigma: float = 3.0, aperture_radius: float | None = None,
-    saturation_fraction: float = 0.8,
+    saturation_fraction: float = 0.8, max_offset: float = 16.0,
 ) -> GainMatch:
     """Measure the flux ratio science / reference and residual offsets from matched stars.
 
@@ -116,6 +152,9 @@ def gain_match(
         Aperture radius in pixels; None: 2 x the larger PSF FWHM, at least 3.
     saturation_fraction : float, optional
         Skip stars peaking above this fraction of either saturation level (0.8).
+    max_offset : float, optional
+        Largest common offset between the two images searched before the cross-match, pixels
+        (16; :func:`rapid.science.registration.common_offset`); 0 matches at zero offset.
 
     Returns
     -------
@@ -125,9 +164,11 @@ def gain_match(
         raise ValueError(f"ref has shape {ref.shape}, sci has {sci.shape}: resample it first")
     if match_radius <= 0:
         raise ValueError(f"match_radius must be > 0, got {match_radius}")
+    fw = [fit_psf_fwhm(p) for p in (sci.psf, ref.psf) if p is not None] or [2.0]
     if aperture_radius is None:
-        fw = [fit_psf_fwhm(p) for p in (sci.psf, ref.psf) if p is not None] or [2.0]
         aperture_radius = max(3.0, 2.0 * max(fw))
+    # one centroid window for both images and both PSFs
+    window = max(fw) / 2.3548
 
     def robust_rms(f: Frame) -> float:
         good = f.data[~f.bad()]
@@ -137,13 +178,15 @@ def gain_match(
 
     sci_rms = robust_rms(sci) if sci_rms is None else sci_rms
     ref_rms = robust_rms(ref) if ref_rms is None else ref_rms
-    cs = _catalog(sci, sci_rms, detect_thresh, aperture_radius)
-    cr = _catalog(ref, ref_rms, detect_thresh, aperture_radius)
+    cs = _catalog(sci, sci_rms, detect_thresh, aperture_radius, window)
+    cr = _catalog(ref, ref_rms, detect_thresh, aperture_radius, window)
     if cs is None or cr is None:
         return _fallback(sci, ref, 0)
-    (os_, fs, es, gs), (or_, fr, er, gr) = cs, cr
-    d, j = cKDTree(np.column_stack([or_["x"], or_["y"]])).query(
-        np.column_stack([os_["x"], os_["y"]]), distance_upper_bound=match_radius)
+    (xy_s, fs, es, gs, os_), (xy_r, fr, er, gr, or_) = cs, cr
+    # a WCS error larger than the match radius would leave no star matched: find it first
+    shift = common_offset(xy_s[np.argsort(-fs)[:_VOTERS]], xy_r[np.argsort(-fr)[:_VOTERS]],
+                          max_offset) or (0.0, 0.0)
+    d, j = cKDTree(xy_r + np.asarray(shift)).query(xy_s, distance_upper_bound=match_radius)
     i = np.flatnonzero(np.isfinite(d))
     j = j[i]
     ok = (gs[i] == 0) & (gr[j] == 0) & (os_["flag"][i] == 0) & (or_["flag"][j] == 0)
@@ -182,14 +225,17 @@ def gain_match(
     mean = float(np.sum(w * r) / np.sum(w))
     chi2 = float(np.sum(w * (r - mean) ** 2) / max(r.size - 1, 1))
     ratio_err = float(np.sqrt(max(chi2, 1.0) / np.sum(w)))
-    dx = (os_["x"][i] - or_["x"][j])[use]
-    dy = (os_["y"][i] - or_["y"][j])[use]
-    keep = ~(np.ma.getmaskarray(sigma_clip(dx, sigma=clip_sigma))
-             | np.ma.getmaskarray(sigma_clip(dy, sigma=clip_sigma)))
-    dx, dy = dx[keep], dy[keep]
+    # the misregistration: star offsets less the offset of the two PSFs' own centroids
+    psf_dx, psf_dy = _psf_centre(sci.psf, window) - _psf_centre(ref.psf, window)
+    star_dx = (xy_s[i, 0] - xy_r[j, 0])[use] - psf_dx
+    star_dy = (xy_s[i, 1] - xy_r[j, 1])[use] - psf_dy
+    keep = ~(np.ma.getmaskarray(sigma_clip(star_dx, sigma=clip_sigma))
+             | np.ma.getmaskarray(sigma_clip(star_dy, sigma=clip_sigma)))
+    dx, dy = star_dx[keep], star_dy[keep]
     return GainMatch(
         flux_ratio=mean, flux_ratio_err=ratio_err,
         dx_median=float(np.median(dx)), dy_median=float(np.median(dy)),
         dx_rms=float(np.sqrt(np.mean(dx**2))), dy_rms=float(np.sqrt(np.mean(dy**2))),
-        nmatched=int(r.size), method="stars",
+        nmatched=int(r.size), method="stars", star_x=xy_s[i, 0][use], star_y=xy_s[i, 1][use],
+        star_dx=star_dx, star_dy=star_dy,
     )

@@ -13,6 +13,8 @@ Work is done in row blocks so that memory stays close to the size of the float32
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 from astropy.wcs import WCS
 from scipy import ndimage
@@ -46,6 +48,9 @@ _BLOCK_ROWS = 256
 # A source position may lie this far outside [0, n-1] and still count as inside (spline noise).
 _EDGE_TOL = 1e-3
 
+#: A registration correction: destination (x, y) arrays -> offsets (dx, dy) in pixels
+Offsets = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
+
 
 def _check_shape(shape, name: str) -> tuple[int, int]:
     try:
@@ -76,9 +81,14 @@ class CoarsePixelMap:
         Shape of the destination grid.
     step : int, optional
         Spacing of the coarse grid in destination pixels (default 32).
+    dst_offsets : callable, optional
+        ``(x, y) -> (dx, dy)``: a registration correction in destination pixels (see
+        :class:`rapid.science.registration.Registration`); destination pixel (x, y) then maps
+        through the WCS from (x - dx, y - dy). It must be smooth on the scale of ``step``.
     """
 
-    def __init__(self, src_wcs: WCS, dst_wcs: WCS, dst_shape, *, step: int = 32) -> None:
+    def __init__(self, src_wcs: WCS, dst_wcs: WCS, dst_shape, *, step: int = 32,
+                 dst_offsets: Offsets | None = None) -> None:
         _check_wcs(src_wcs, "src_wcs")
         _check_wcs(dst_wcs, "dst_wcs")
         self.shape = _check_shape(dst_shape, "dst_shape")
@@ -88,6 +98,9 @@ class CoarsePixelMap:
         self._yc = _coarse_axis(ny, int(step))
         self._xc = _coarse_axis(nx, int(step))
         xx, yy = np.meshgrid(self._xc, self._yc)
+        if dst_offsets is not None:
+            dx, dy = dst_offsets(xx, yy)
+            xx, yy = xx - dx, yy - dy
         ra, dec = dst_wcs.all_pix2world(xx, yy, 0)
         with np.errstate(all="ignore"):
             xs, ys = src_wcs.all_world2pix(ra, dec, 0, tolerance=1e-7, maxiter=50, quiet=True)
@@ -193,6 +206,7 @@ def resample(
     step: int = 32,
     fill: float = np.nan,
     mask: np.ndarray | None = None,
+    dst_offsets: Offsets | None = None,
 ) -> np.ndarray:
     """Interpolate an image onto another WCS grid.
 
@@ -217,6 +231,8 @@ def resample(
         Value of destination pixels without valid data (default NaN).
     mask : ndarray, optional
         Boolean map of source pixels not to use, in addition to non-finite ones.
+    dst_offsets : callable, optional
+        Registration correction of the mapping, see :class:`CoarsePixelMap`.
 
     Returns
     -------
@@ -224,7 +240,7 @@ def resample(
         float32 image of shape ``dst_shape``.
     """
     out, _ = _resample_with_bad(data, src_wcs, dst_wcs, dst_shape, order=order, step=step,
-                                fill=fill, mask=mask, unc=None)
+                                fill=fill, mask=mask, unc=None, dst_offsets=dst_offsets)
     return out
 
 
@@ -245,14 +261,15 @@ def _source_window(src_range, shape, margin: int = 20) -> tuple[int, int, int, i
     return y0, y1, x0, x1
 
 
-def _resample_with_bad(data, src_wcs, dst_wcs, dst_shape, *, order, step, fill, mask, unc):
+def _resample_with_bad(data, src_wcs, dst_wcs, dst_shape, *, order, step, fill, mask, unc,
+                       dst_offsets=None):
     order = _check_order(order)
     data = np.asarray(data)
     if data.ndim != 2:
         raise ValueError(f"data must be 2-D, got shape {data.shape}")
     if mask is not None and np.shape(mask) != data.shape:
         raise ValueError(f"mask has shape {np.shape(mask)}, data has {data.shape}")
-    cmap = CoarsePixelMap(src_wcs, dst_wcs, dst_shape, step=step)
+    cmap = CoarsePixelMap(src_wcs, dst_wcs, dst_shape, step=step, dst_offsets=dst_offsets)
     ny, nx = cmap.shape
     sy, sx = data.shape
     # Only the source window the destination needs is cleaned, prefiltered and interpolated
@@ -294,7 +311,7 @@ def _resample_with_bad(data, src_wcs, dst_wcs, dst_shape, *, order, step, fill, 
 
 
 def resample_frame(frame: Frame, dst_wcs: WCS, dst_shape, *, order: int = 3,
-                   step: int = 32) -> Frame:
+                   step: int = 32, dst_offsets: Offsets | None = None) -> Frame:
     """Resample a :class:`Frame` onto another grid.
 
     The data are interpolated as in :func:`resample`; ``mask`` is the resampled bad-pixel map
@@ -317,6 +334,8 @@ def resample_frame(frame: Frame, dst_wcs: WCS, dst_shape, *, order: int = 3,
         Spline order of the data interpolation (default 3).
     step : int, optional
         Coarse mapping grid spacing (default 32).
+    dst_offsets : callable, optional
+        Registration correction of the mapping, see :class:`CoarsePixelMap`.
 
     Returns
     -------
@@ -327,7 +346,7 @@ def resample_frame(frame: Frame, dst_wcs: WCS, dst_shape, *, order: int = 3,
         raise ValueError(f"frame must be a Frame, got {type(frame).__name__}")
     data, (bad, unc) = _resample_with_bad(
         frame.data, frame.wcs, dst_wcs, dst_shape, order=order, step=step, fill=np.nan,
-        mask=frame.mask, unc=frame.unc)
+        mask=frame.mask, unc=frame.unc, dst_offsets=dst_offsets)
     psf = None
     if frame.psf is not None:
         sy, sx = frame.shape
