@@ -24,6 +24,7 @@ import numpy as np
 from astropy.table import Table
 from astropy.wcs import WCS
 
+from rapid.science.artifacts import pixel_scores
 from rapid.science.background import subtract_background
 from rapid.science.bright_mask import mask_bright_halos, wing_profile
 from rapid.science.config import DifferenceConfig
@@ -69,6 +70,8 @@ class DifferenceResult:
         ref_bkg_rms, sci_fwhm, ref_fwhm, diff_fwhm, sci_psf_source, ref_psf_source, nmasked,
         detect_threshold, detect_threshold_fading, scorr_skew, false_alarm_threshold (the
         level that ``config.detect.false_alarm_rate`` asks for; NaN when not used),
+        nartifacts (detections dropped as one bright pixel of one image, see
+        :mod:`rapid.science.artifacts`),
         register_dx, register_dy (the registration correction applied at the image centre,
         pixels, science minus reference; 0 when none), register_max (its largest value at a
         corner), register_nstars (stars it was fitted to).
@@ -408,12 +411,18 @@ def difference_images(sci: Frame, ref: Frame, *,
                                   deblend_nthresh=dc.deblend_nthresh,
                                   deblend_cont=dc.deblend_cont,
                                   centroid_sigma=max(0.5, diff_fwhm / 2.3548))
+        scores, _, _ = pixel_scores(D, D_unc, zr.Pd, zr.kernel_n, zr.kernel_r, cands["xpeak"],
+                                    cands["ypeak"], cands["sign"])
+        # cosmic rays and hot pixels: one bright pixel of one image, not a source
+        artifact = scores > dc.pixel_score_max
+        cands, scores = cands[~artifact], scores[~artifact]
 
     pc = cfg.photometry
     with timed("photometry"):
         table = measure_candidates(D, D_unc, zr.Pd, cands, sci.wcs, mask=mask,
                                    fit_shape=pc.fit_shape, aperture_radii=pc.aperture_radii,
                                    max_shift=pc.max_shift, noise=noise, psf_fine=pd_fine)
+        table["pixel_score"] = scores.astype(np.float32)
         if len(table):
             # a fit may drift (<= max_shift) onto a masked pixel: such candidates are dropped
             iy = np.clip(np.round(np.asarray(table["y"])).astype(int), 0, mask.shape[0] - 1)
@@ -437,7 +446,7 @@ def difference_images(sci: Frame, ref: Frame, *,
         "diff_fwhm": diff_fwhm, "sci_psf_source": src_n, "ref_psf_source": src_r,
         "nmasked": int(mask.sum()), "detect_threshold": float(thresh),
         "detect_threshold_fading": float(thresh_fading), "scorr_skew": zr.skew,
-        "false_alarm_threshold": fa_level,
+        "false_alarm_threshold": fa_level, "nartifacts": int(artifact.sum()),
         "register_dx": reg_dx, "register_dy": reg_dy, "register_max": reg_max,
         "register_nstars": registration.nstars if registration is not None else 0,
     }

@@ -1,0 +1,67 @@
+"""Cosmic rays and hot pixels (one bright pixel of one image) against real point sources."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+from tests.science.diff_fakes import make_frame, star_field
+
+from rapid.science.config import DetectConfig, DifferenceConfig
+from rapid.science.difference import difference_images
+
+SHAPE = (256, 256)
+
+
+def _pair(fwhm, seed=8):
+    rng = np.random.default_rng(seed)
+    x, y, f = star_field(rng, SHAPE, 40, flux_range=(5e3, 5e4))
+    stars = list(zip(x, y, f))
+    # a transient between pixel centres and a fading source, both S/N ~ 15-25
+    sci = make_frame(rng, shape=SHAPE, fwhm=fwhm, sigma=8.0,
+                     stars=stars + [(100.5, 140.5, 2500.0)])
+    ref = make_frame(rng, shape=SHAPE, fwhm=fwhm * 0.9, sigma=3.0,
+                     stars=stars + [(180.0, 60.0, 2500.0)])
+    # cosmic rays: single pixels and a two-pixel track in the science image, a hot pixel in
+    # the reference; each as significant in Scorr as the sources
+    data = sci.data.copy()
+    for px, py, amp in ((60, 200, 900.0), (200, 200, 700.0), (30, 100, 1500.0)):
+        data[py, px] += amp
+    data[120, 40] += 600.0
+    data[120, 41] += 600.0
+    rdata = ref.data.copy()
+    rdata[50, 120] += 400.0
+    return dataclasses.replace(sci, data=data), dataclasses.replace(ref, data=rdata)
+
+
+def _at(table, x, y, sign):
+    k = np.flatnonzero((np.hypot(np.asarray(table["x"]) - x, np.asarray(table["y"]) - y) < 1.5)
+                       & (np.asarray(table["sign"]) == sign))
+    return k
+
+
+@pytest.mark.parametrize("fwhm", [3.0, 4.5])
+def test_bright_pixels_dropped_sources_kept_with_a_well_sampled_psf(fwhm):
+    sci, ref = _pair(fwhm)
+    kept = difference_images(sci, ref)
+    everything = difference_images(sci, ref, config=DifferenceConfig(
+        detect=DetectConfig(pixel_score_max=np.inf)))
+    c, a = kept.candidates, everything.candidates
+    for x, y, sign in ((100.5, 140.5, 1), (180.0, 60.0, -1)):
+        assert len(_at(c, x, y, sign)) == 1
+        assert c["pixel_score"][_at(c, x, y, sign)[0]] < 0
+    for x, y, sign in ((60, 200, 1), (200, 200, 1), (30, 100, 1), (40.5, 120, 1),
+                       (120, 50, -1)):
+        k = _at(a, x, y, sign)
+        assert len(k) == 1, (x, y)  # detected ...
+        assert a["pixel_score"][k[0]] > 3.0
+        assert len(_at(c, x, y, sign)) == 0  # ... and dropped
+    assert kept.meta["nartifacts"] == 5
+    assert everything.meta["nartifacts"] == 0
+
+
+def test_undersampled_psf_keeps_real_sources():
+    # FWHM 1.3 pixels: a point source and a bright pixel look alike, and no source may be lost
+    sci, ref = _pair(1.3, seed=9)
+    c = difference_images(sci, ref).candidates
+    for x, y, sign in ((100.5, 140.5, 1), (180.0, 60.0, -1)):
+        assert len(_at(c, x, y, sign)) == 1
