@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from rapid.science.bright_mask import (WING_POWER, halo_radius, mask_bright_halos, wing_at,
-                                       wing_profile)
+                                       wing_power, wing_profile)
 
 
 def _psf(half: int = 12) -> np.ndarray:
@@ -95,3 +95,37 @@ def test_halo_of_a_star_at_the_image_edge():
                             profile=wing_profile(psf))
     assert out[0, 30] and out.shape == (120, 120)
     assert not out[119, 119]
+
+
+def _moffat_psf(fwhm: float, beta: float, half: int = 12) -> np.ndarray:
+    alpha = fwhm / (2 * np.sqrt(2 ** (1 / beta) - 1))
+    yy, xx = np.mgrid[-half:half + 1, -half:half + 1]
+    p = (1 + (xx**2 + yy**2) / alpha**2) ** -beta
+    return p / p.sum()
+
+
+def test_wing_power_measured_on_the_stamp():
+    # a diffraction-like wing keeps r**-3; a seeing-limited Moffat falls faster (r**-2beta far
+    # out, ~4.3-5.2 within a 12-pixel stamp), and its halo is the smaller for it
+    assert wing_power(wing_profile(_psf())) == WING_POWER
+    moffat = wing_profile(_moffat_psf(4.2, 3.0))
+    power = wing_power(moffat)
+    assert 4.5 < power < 6.0
+    flux, sigma = 1e8, 1.0
+    assert halo_radius(flux, moffat, sigma, power=power) < 0.5 * halo_radius(flux, moffat, sigma)
+    assert wing_power(np.array([1.0, 0.1, 0.0, 0.0, 0.0])) == WING_POWER  # nothing to fit
+
+
+def test_dead_column_across_a_star_is_not_a_giant_saturated_star():
+    # a dead column (masked) crosses an unsaturated star: the halo, if any, is the star's own,
+    # centred on it, not a disc about the middle of the column
+    psf = _moffat_psf(4.0, 2.5)
+    shape = (400, 200)
+    image = _star(shape, 300.0, 100.0, 2e5, psf)
+    bad = np.zeros(shape, bool)
+    bad[:, 100] = True
+    out = mask_bright_halos(bad, lambda w: image[w], grow=1, sigma=1.0, bright_snr=50.0,
+                            profile=wing_profile(psf))
+    assert not out[200, 90] and not out[300, 60]  # far from the star, only the grown column
+    radius = halo_radius(2e5, wing_profile(psf), 1.0, power=wing_power(wing_profile(psf)))
+    assert out[300, 100 - int(radius) + 2] and not out[300, 100 - int(radius) - 3]

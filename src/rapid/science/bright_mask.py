@@ -6,12 +6,16 @@ light beyond the core is still there in both images, and whatever of it the PSF 
 describe is left in the difference. The models describe nothing beyond their stamps, and
 within them no better than to some fraction of the light, so the residual a star leaves at
 radius r is about ``F * wing(r)``, where F is its total flux and ``wing`` the PSF's profile:
-the largest value at that radius inside the stamp, falling as ``r**-3`` (the envelope of a
-diffraction pattern) beyond it. The halo is masked out to where that residual drops below the
+the largest value at that radius inside the stamp, falling beyond it as a power of r measured
+on the stamp's outer half, never slower than ``r**-3`` (the envelope of a diffraction pattern:
+a space telescope's wings; a seeing-limited Moffat profile falls as ``r**-2beta``, and assuming
+r**-3 there would mask hundreds of pixels around every saturated star). The halo is masked out to where that residual drops below the
 per-pixel noise. F cannot be measured on the saturated core; it is fitted to the unsaturated
 rim as ``median(rim / wing(r_rim))``. A star ten times brighter thus gets a halo
-``10**(1/3)`` times wider once it reaches beyond the stamp, as the masks of wide-field
-surveys grow with a star's brightness.
+``10**(1/3)`` times wider (for r**-3) once it reaches beyond the stamp, as the masks of
+wide-field surveys grow with a star's brightness. The star is centred where the rim is
+brightest and fitted to the rim near it: a dead column or a trail crossing a source is not a
+saturated star at the column's middle whose flux its far-away rim could measure.
 """
 
 from __future__ import annotations
@@ -21,8 +25,23 @@ from collections.abc import Callable
 import numpy as np
 from scipy import ndimage
 
-# Power of the wing's fall-off beyond the PSF stamp: the r**-3 envelope of an Airy pattern
+# Slowest fall-off of the wing beyond the PSF stamp: the r**-3 envelope of an Airy pattern
 WING_POWER = 3.0
+# Steepest one measured (a Moffat profile with beta = 4)
+MAX_WING_POWER = 8.0
+
+
+def wing_power(profile: np.ndarray) -> float:
+    """The power ``p`` of ``r**-p`` that the wing ``profile`` falls with over its outer half,
+    between ``WING_POWER`` and ``MAX_WING_POWER`` (``WING_POWER`` when it cannot be measured)."""
+    edge = len(profile) - 1
+    r = np.arange(max(edge // 2, 1), edge + 1)
+    values = np.asarray(profile, dtype=np.float64)[r]
+    ok = values > 0
+    if ok.sum() < 3:
+        return WING_POWER
+    slope = np.polyfit(np.log(r[ok]), np.log(values[ok]), 1)[0]
+    return float(np.clip(-slope, WING_POWER, MAX_WING_POWER))
 
 
 def wing_profile(*psfs: np.ndarray) -> np.ndarray:
@@ -54,17 +73,17 @@ def wing_profile(*psfs: np.ndarray) -> np.ndarray:
     return prof
 
 
-def wing_at(profile: np.ndarray, r: np.ndarray) -> np.ndarray:
-    """The wing profile at radii ``r``, extended beyond the stamp by ``r**-WING_POWER``."""
+def wing_at(profile: np.ndarray, r: np.ndarray, power: float = WING_POWER) -> np.ndarray:
+    """The wing profile at radii ``r``, extended beyond the stamp by ``r**-power``."""
     r = np.asarray(r, dtype=np.float64)
     edge = len(profile) - 1
     inner = profile[np.clip(np.rint(r).astype(int), 0, edge)]
-    outer = profile[edge] * (edge / np.maximum(r, 1e-9)) ** WING_POWER
+    outer = profile[edge] * (edge / np.maximum(r, 1e-9)) ** power
     return np.where(r <= edge, inner, outer)
 
 
 def halo_radius(flux: float, profile: np.ndarray, sigma: float, *,
-                max_radius: float = 256.0) -> float:
+                max_radius: float = 256.0, power: float = WING_POWER) -> float:
     """Radius beyond which ``flux * wing(r)`` stays below ``sigma``.
 
     Parameters
@@ -77,6 +96,8 @@ def halo_radius(flux: float, profile: np.ndarray, sigma: float, *,
         Per-pixel noise, same units as ``flux``.
     max_radius : float, optional
         Upper bound on the answer (256 pixels).
+    power : float, optional
+        Fall-off of the wing beyond the stamp (``WING_POWER``).
 
     Returns
     -------
@@ -91,13 +112,13 @@ def halo_radius(flux: float, profile: np.ndarray, sigma: float, *,
         return 0.0
     if above[-1] < edge:
         return float(above[-1]) + 0.5
-    beyond = edge * (flux * profile[edge] / sigma) ** (1.0 / WING_POWER)
+    beyond = edge * (flux * profile[edge] / sigma) ** (1.0 / power)
     return float(min(max(beyond, edge + 0.5), max_radius))
 
 
 def mask_bright_halos(bad: np.ndarray, value_at: Callable[[np.ndarray], np.ndarray], *,
                       grow: int, sigma: float, bright_snr: float, profile: np.ndarray,
-                      max_radius: float = 256.0) -> np.ndarray:
+                      max_radius: float = 256.0, power: float | None = None) -> np.ndarray:
     """Grow masked areas by ``grow`` pixels, and mask the halos of bright ones.
 
     Parameters
@@ -118,6 +139,9 @@ def mask_bright_halos(bad: np.ndarray, value_at: Callable[[np.ndarray], np.ndarr
         PSF wing profile (:func:`wing_profile`).
     max_radius : float, optional
         Largest halo radius (256 pixels).
+    power : float, optional
+        Fall-off of the wing beyond the stamp; None measures it on ``profile``
+        (:func:`wing_power`).
 
     Returns
     -------
@@ -128,6 +152,8 @@ def mask_bright_halos(bad: np.ndarray, value_at: Callable[[np.ndarray], np.ndarr
     out = ndimage.binary_dilation(bad, iterations=grow) if grow else bad.copy()
     if not bad.any() or not np.isfinite(bright_snr) or not sigma > 0:
         return out
+    if power is None:
+        power = wing_power(profile)
     region = ndimage.binary_dilation(bad)
     labels, n = ndimage.label(region)
     rim = region & ~bad
@@ -147,16 +173,24 @@ def mask_bright_halos(bad: np.ndarray, value_at: Callable[[np.ndarray], np.ndarr
     starts = np.searchsorted(rim_labels[order], bright)
     stops = np.searchsorted(rim_labels[order], bright, side="right")
     for lab, a, b in zip(bright, starts, stops):
-        ys, xs = boxes[lab - 1]
-        core = (labels[ys, xs] == lab) & bad[ys, xs]
-        cy, cx = ndimage.center_of_mass(core)
-        cy, cx = cy + ys.start, cx + xs.start
         idx = order[a:b]
-        r_rim = np.hypot(rim_y[idx] - cy, rim_x[idx] - cx)
-        w = wing_at(profile, r_rim)
+        v, ry, rx = values[idx], rim_y[idx], rim_x[idx]
+        # The star is the masked part next to the bright rim: all of a saturated core (bright
+        # all around), only the stretch where a dead column or a trail crosses a source
+        top = v >= 0.5 * v.max()
+        k = int(np.argmax(v))
+        reach = float(np.max(np.hypot(ry[top] - ry[k], rx[top] - rx[k]))) + 1.0
+        ys, xs = boxes[lab - 1]
+        py, px = np.nonzero((labels[ys, xs] == lab) & bad[ys, xs])
+        py, px = py + ys.start, px + xs.start
+        part = np.hypot(py - ry[k], px - rx[k]) <= reach
+        cy, cx = float(py[part].mean()), float(px[part].mean())
+        r_rim = np.hypot(ry - cy, rx - cx)
+        near = r_rim <= float(np.max(r_rim[top])) + 2.0
+        w = wing_at(profile, r_rim[near], power)
         ok = w > 0
-        flux = float(np.median(values[idx][ok] / w[ok])) if ok.any() else 0.0
-        radius = halo_radius(flux, profile, sigma, max_radius=max_radius)
+        flux = float(np.median(v[near][ok] / w[ok])) if ok.any() else 0.0
+        radius = halo_radius(flux, profile, sigma, max_radius=max_radius, power=power)
         if radius <= 0:
             continue
         r = int(np.ceil(radius))

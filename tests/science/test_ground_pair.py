@@ -1,0 +1,70 @@
+"""``rapid diff`` as a new user runs it, on a ground-based pair (see ground_pair.py)."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+from astropy.io import fits
+
+from tests.science.ground_pair import write_ground_pair
+
+
+@pytest.fixture(scope="module")
+def ground_run(tmp_path_factory):
+    d = tmp_path_factory.mktemp("ground")
+    truth = write_ground_pair(d, seed=3)
+    run = subprocess.run([sys.executable, "-m", "rapid", "diff", str(d / "sci.fits"),
+                          str(d / "ref.fits"), "--out", str(d / "out")],
+                         capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    cands = pq.read_table(d / "out" / "candidates.parquet").to_pydict()
+    header = fits.getheader(d / "out" / "diff.fits")
+    return truth, {k: np.asarray(v) for k, v in cands.items()}, header
+
+
+def _matches(c, x, y, sign, radius=2.0):
+    return np.flatnonzero((np.hypot(c["x"] - x, c["y"] - y) < radius) & (c["sign"] == sign))
+
+
+def test_reference_registered_despite_its_wcs(ground_run):
+    truth, c, header = ground_run
+    # the reference's WCS is off by (0.5", -0.3") (2.2 science pixels) and 0.02 degree
+    assert 2.0 < header["REGISTER_MAX"] < 3.0
+    assert header["REGISTER_NSTARS"] >= 50
+    assert header["DXRMSFIN"] < 0.1 and header["DYRMSFIN"] < 0.1
+
+
+def test_transients_and_fading_stars_found_and_measured(ground_run):
+    truth, c, _ = ground_run
+    # a transient on a galaxy core or a star is weighed against the PSF-model mismatch of that
+    # source (ZogyConfig.flux_noise); those on clear sky are found but where the reference
+    # ends or a bright star's halo is masked
+    clear = (truth.tsnr >= 10) & ~truth.on_source
+    found = np.array([len(_matches(c, x, y, 1)) > 0 for x, y in zip(truth.tx, truth.ty)])
+    assert clear.sum() >= 8
+    assert found[clear].mean() >= 0.8
+    assert found[truth.tsnr >= 10].mean() >= 0.5
+    fading = [len(_matches(c, x, y, -1)) > 0 for x, y in zip(truth.vx, truth.vy)]
+    assert sum(fading) >= 5
+    # fluxes within a few percent: the PSF estimated on a 25-pixel stamp misses the outermost
+    # Moffat wing
+    ratios = [c["flux"][k[0]] / f for x, y, f, s in zip(truth.tx, truth.ty, truth.tflux, truth.tsnr)
+              if s >= 10 and len(k := _matches(c, x, y, 1))]
+    assert 0.9 < np.median(ratios) < 1.03
+
+
+def test_cosmic_rays_do_not_become_candidates(ground_run):
+    truth, c, header = ground_run
+    near_cr = np.zeros(len(c["x"]), bool)
+    for x, y in zip(truth.crx, truth.cry):
+        near_cr |= np.hypot(c["x"] - x, c["y"] - y) < 3
+    assert header["NARTIFACTS"] >= 30
+    assert near_cr.sum() <= 5
+    real = np.zeros(len(c["x"]), bool)
+    for x, y in zip(truth.tx, truth.ty):
+        real |= np.hypot(c["x"] - x, c["y"] - y) < 2
+    for x, y in zip(truth.vx, truth.vy):
+        real |= np.hypot(c["x"] - x, c["y"] - y) < 2
+    assert (~real).sum() <= 15
