@@ -137,7 +137,8 @@ def write_ground_pair(directory, *, seed=1, size=1024, nstars=800, ngal=100, ntr
         psf_stamp = _sampled(psf, 0, 0, 20)
         psf_stamp /= psf_stamp.sum()
         gpx, gpy = w.all_world2pix(ra_g, dec_g, 0)
-        for k in np.flatnonzero((gpx > 0) & (gpx < shape[1]) & (gpy > 0) & (gpy < shape[0])):
+        for k in np.flatnonzero((gpx > -30) & (gpx < shape[1] + 30) & (gpy > -30)
+                                & (gpy < shape[0] + 30)):
             def disk(x, y, k=k):
                 u = jac[0, 0] * x + jac[0, 1] * y
                 v = jac[1, 0] * x + jac[1, 1] * y

@@ -226,3 +226,25 @@ def test_fits_converged_onto_one_source_keep_the_most_significant():
     # the weaker of the identical pair goes; opposite signs at one place are both kept
     assert list(out["scorr_peak"]) == pytest.approx([-5.332, 5.6, 8.0, -6.0, 5.5], nan_ok=True)
     assert len(drop_converged(t[:1])) == 1
+
+
+@pytest.mark.parametrize("fwhm, wide", [(1.6, False), (4.5, True)])
+def test_estimated_psf_stamp_spans_eight_fwhm(fwhm, wide):
+    # a broad PSF on Roman's 25-pixel stamp would leave its wings around every bright star
+    from rapid.science.background import subtract_background
+    from rapid.science.config import PsfConfig
+    from rapid.science.difference import _psf_for
+    from rapid.science.psf import fit_psf_fwhm
+
+    rng = np.random.default_rng(21)
+    shape = (400, 400)
+    stars = list(zip(*star_field(rng, shape, 40, flux_range=(2e4, 2e5), edge=30)))
+    frame, _ = subtract_background(make_frame(rng, shape=shape, fwhm=fwhm, sigma=5.0,
+                                              stars=stars, with_psf=False))
+    psf, source = _psf_for(frame, PsfConfig())
+    assert source == "estimated" and psf.shape[0] == psf.shape[1]
+    assert fit_psf_fwhm(psf) == pytest.approx(fwhm, rel=0.2)
+    if wide:
+        assert 8 * fit_psf_fwhm(psf) <= psf.shape[0] <= 9 * fit_psf_fwhm(psf)
+    else:
+        assert psf.shape[0] == 25  # Roman-like: the configured stamp

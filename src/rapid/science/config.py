@@ -47,11 +47,20 @@ class PsfConfig:
     fallback_fwhm : float
         FWHM in pixels of the Gaussian PSF used when a frame has no PSF and too few stars (2.0,
         the finder FWHM RAPID uses).
+    stamp_fwhms : float
+        An estimated PSF spans at least this many FWHM (8), up to ``max_size`` pixels (61):
+        ``size`` suits Roman's 1.5-pixel PSF, but a seeing-limited 4.5-pixel one keeps 3% of
+        its light (Moffat beta 2.5) beyond a 25-pixel stamp, which every bright star leaves
+        in the difference as a square ring of candidates.
+    max_size : int
+        Largest side of an estimated PSF stamp, odd (61).
     """
 
     size: int = 25
     min_stars: int = 3
     fallback_fwhm: float = 2.0
+    stamp_fwhms: float = 8.0
+    max_size: int = 61
 
 
 @dataclass(frozen=True)
@@ -264,8 +273,10 @@ class DifferenceConfig:
         Pixels where the reference coverage (``ref.meta["coverage"]``, number of input frames,
         when present) is below this are masked (1.0).
     mask_grow : int
-        Masked areas are grown by this many pixels before D and Scorr are blanked (2), because
-        the ZOGY kernels spread a bad pixel over its neighbours.
+        Masked areas are grown by this many pixels, or by the wider PSF's FWHM when that is
+        more, before D and Scorr are blanked (2), because the ZOGY kernels spread a bad pixel
+        over its neighbours: with a 4.5-pixel PSF a star cut by the edge of the reference's
+        footprint otherwise left candidates 3-8 pixels from it.
     bright_mask_snr : float
         Masked areas whose rim reaches this S/N (saturated star cores) also get a halo mask
         out to where the star's PSF wing falls below the noise, its flux fitted to the rim

@@ -156,12 +156,23 @@ def _common_bad(sci: Frame, ref_rs: Frame, cfg: DifferenceConfig) -> np.ndarray:
 
 
 def _psf_for(frame: Frame, cfg) -> tuple[np.ndarray, str]:
+    """The frame's PSF, else one estimated from its stars (on a stamp of at least
+    ``cfg.stamp_fwhms`` FWHM), else a Gaussian of ``cfg.fallback_fwhm``."""
     if frame.psf is not None:
         return frame.psf, "frame"
     try:
-        return estimate_psf(frame, size=cfg.size, min_stars=cfg.min_stars), "estimated"
+        psf = estimate_psf(frame, size=cfg.size, min_stars=cfg.min_stars)
     except ValueError:
         return gaussian_psf(cfg.fallback_fwhm, size=cfg.size), "fallback"
+    # A PSF model ends at its stamp, and what a broad PSF has beyond it is left in the
+    # difference as a square ring around every bright star
+    wide = min(cfg.max_size, 2 * int(np.ceil(cfg.stamp_fwhms * fit_psf_fwhm(psf) / 2)) + 1)
+    if wide > psf.shape[0]:
+        try:
+            psf = estimate_psf(frame, size=wide, min_stars=cfg.min_stars)
+        except ValueError:  # too few stars isolated over the wider stamp
+            pass
+    return psf, "estimated"
 
 
 def drop_converged(table: Table, radius: float = 0.5) -> Table:
@@ -375,7 +386,9 @@ def difference_images(sci: Frame, ref: Frame, *,
             return np.fmax(np.nan_to_num(sci_b.data[where]),
                            np.nan_to_num(ref_b.data[where] * gm.flux_ratio))
 
-        mask = mask_bright_halos(bad, brightness_at, grow=cfg.mask_grow, sigma=sigma_n,
+        # the kernels spread a masked pixel over about a PSF width
+        grow = max(cfg.mask_grow, int(np.ceil(max(fit_psf_fwhm(psf_n), fit_psf_fwhm(psf_r)))))
+        mask = mask_bright_halos(bad, brightness_at, grow=grow, sigma=sigma_n,
                                  bright_snr=cfg.bright_mask_snr,
                                  profile=wing_profile(psf_n, psf_r))
         D = (zr.D * np.float32(scale)).astype(np.float32)
