@@ -13,8 +13,9 @@ from dataclasses import dataclass
 
 import numpy as np
 from astropy.io import fits
-from astropy.wcs import WCS
 from scipy.signal import fftconvolve
+
+from tests.science.conftest import _make_wcs
 
 SCI_SCALE, REF_SCALE = 0.263, 0.27  # arcsec per pixel
 SKY, GAIN, READ_NOISE = 1500.0, 4.0, 7.0
@@ -32,21 +33,6 @@ class GroundTruth:
     vy: np.ndarray
     crx: np.ndarray  # cosmic rays
     cry: np.ndarray
-
-
-def _wcs(shape, scale, rot_deg, flip, ra, dec) -> WCS:
-    ny, nx = shape
-    w = WCS(naxis=2)
-    w.wcs.ctype = ["RA---TAN", "DEC--TAN"]
-    w.wcs.crval = [ra, dec]
-    w.wcs.crpix = [(nx + 1) / 2, (ny + 1) / 2]
-    s = scale / 3600
-    th = np.radians(rot_deg)
-    cd = np.array([[-s * np.cos(th), s * np.sin(th)], [s * np.sin(th), s * np.cos(th)]])
-    if flip:
-        cd[:, 0] *= -1
-    w.wcs.cd = cd
-    return w
 
 
 def _sampled(profile, dx, dy, half, sub=3) -> np.ndarray:
@@ -87,13 +73,14 @@ def write_ground_pair(directory, *, seed=1, size=1024, nstars=800, ngal=100, ntr
     ra0, dec0 = 150.0, 2.0
     sci_shape = (size, size)
     ref_shape = (int(size * 0.98), int(size * 1.12))
-    wsci = _wcs(sci_shape, SCI_SCALE, 0.0, False, ra0, dec0)
+    wsci = _make_wcs(ra0, dec0, sci_shape, scale_arcsec=SCI_SCALE)
     offset = (20 * size / 2048 / 3600, -30 * size / 2048 / 3600)
-    wref = _wcs(ref_shape, REF_SCALE, 90.0, True, ra0 + offset[0], dec0 + offset[1])
+    wref = _make_wcs(ra0 + offset[0], dec0 + offset[1], ref_shape, scale_arcsec=REF_SCALE,
+                     rot_deg=90.0, flip=True)
     # the reference's header: half an arcsecond and 0.02 degree off
     cosd = np.cos(np.radians(dec0))
-    wref_header = _wcs(ref_shape, REF_SCALE, 90.02, True, ra0 + offset[0] + 0.5 / 3600 / cosd,
-                       dec0 + offset[1] - 0.3 / 3600)
+    wref_header = _make_wcs(ra0 + offset[0] + 0.5 / 3600 / cosd, dec0 + offset[1] - 0.3 / 3600,
+                            ref_shape, scale_arcsec=REF_SCALE, rot_deg=90.02, flip=True)
     ny, nx = sci_shape
     xs = rng.uniform(-50, nx + 50, nstars)
     ys = rng.uniform(-50, ny + 50, nstars)

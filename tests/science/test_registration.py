@@ -43,7 +43,8 @@ def test_affine_fit_recovers_a_rotation_and_judges_significance():
     fit = fit_registration(x, y, ndx, ndy, shape)
     assert 182 <= fit.nstars <= 190  # the 10 blunders out, few good stars with them
     px, py = fit.offsets(np.array([0.0, 2999.0]), np.array([1999.0, 0.0]))
-    ex = 0.2 + np.array([-1000.0, 1999.0]) * (np.cos(th) - 1) - np.array([1299.0, -700.0]) * np.sin(th)
+    u, v = np.array([-1000.0, 1999.0]), np.array([1299.0, -700.0])  # about (1000, 700)
+    ex = 0.2 + u * (np.cos(th) - 1) - v * np.sin(th)
     assert np.allclose(px, ex, atol=0.01)
     assert fit.sigma[0] == pytest.approx(0.03, rel=0.2)
     assert fit.significant(shape, min_shift=0.05, nsigma=5)

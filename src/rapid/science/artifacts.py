@@ -21,11 +21,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from rapid.science.phases import psf_at_phase
+from rapid.science.phases import HALF_PIXEL_PHASES, psf_at_phase
 
 # Sub-pixel phases of the point-source filter (dx, dy); the pixel filter needs none: a bright
 # pixel sits on a pixel centre.
-_PHASES = ((0.0, 0.0), (0.5, 0.0), (0.0, 0.5), (0.5, 0.5))
+_PHASES = ((0.0, 0.0),) + HALF_PIXEL_PHASES
 
 
 def _centred(stamp: np.ndarray, size: int) -> np.ndarray:
@@ -68,7 +68,7 @@ def _best_response(Dz, var, kernels, x, y, reach: int) -> np.ndarray:
 
 
 def pixel_scores(D: np.ndarray, D_unc: np.ndarray, Pd: np.ndarray, kernel_n: np.ndarray,
-                 kernel_r: np.ndarray, xpeak, ypeak, sign) -> tuple[np.ndarray, float, float]:
+                 kernel_r: np.ndarray, xpeak, ypeak, sign) -> np.ndarray:
     """How much better each candidate is described by a single bright pixel than by a source.
 
     Parameters
@@ -87,12 +87,10 @@ def pixel_scores(D: np.ndarray, D_unc: np.ndarray, Pd: np.ndarray, kernel_n: np.
 
     Returns
     -------
-    scores : ndarray
+    ndarray
         The score of each candidate (see the module notes): ~N(<= 0, 1) for a real source,
-        large and positive for a bright pixel; NaN where it cannot be measured.
-    rho_n, rho_r : float
-        The overlaps of the unit point-source filter with each pixel filter; near 1 the test
-        has no power.
+        large and positive for a bright pixel; NaN where it cannot be measured (or where the
+        two profiles are the same, rho = 1, and the test has no power).
     """
     xpeak = np.asarray(xpeak, dtype=int)
     ypeak = np.asarray(ypeak, dtype=int)
@@ -105,12 +103,10 @@ def pixel_scores(D: np.ndarray, D_unc: np.ndarray, Pd: np.ndarray, kernel_n: np.
     bad = ~np.isfinite(D) | ~np.isfinite(D_unc)
     var = np.pad(np.where(bad, 0.0, np.square(D_unc, dtype=np.float32)).astype(np.float32), pad)
     scores = np.full(len(xpeak), np.nan)
-    rhos = []
     for s, kern in ((1, kernel_n), (-1, kernel_r)):
         pix = _centred(np.asarray(kern, dtype=np.float64), size)
         norm = np.sqrt(np.sum(pix * pix))
         rho = float(np.sum(psfs[0] * pix) / norm) if norm > 0 else 1.0
-        rhos.append(rho)
         sel = np.flatnonzero(sign == s)
         if sel.size == 0 or norm == 0 or rho >= 1.0:
             continue
@@ -120,4 +116,4 @@ def pixel_scores(D: np.ndarray, D_unc: np.ndarray, Pd: np.ndarray, kernel_n: np.
         z_pix = _best_response(Dz, var, [pix / norm], xpeak[sel], ypeak[sel], reach)
         with np.errstate(invalid="ignore"):
             scores[sel] = (z_pix - z_psf) / np.sqrt(2.0 * (1.0 - rho))
-    return scores, rhos[0], rhos[1]
+    return scores

@@ -424,8 +424,8 @@ def difference_images(sci: Frame, ref: Frame, *,
                                   deblend_nthresh=dc.deblend_nthresh,
                                   deblend_cont=dc.deblend_cont,
                                   centroid_sigma=max(0.5, diff_fwhm / 2.3548))
-        scores, _, _ = pixel_scores(D, D_unc, zr.Pd, zr.kernel_n, zr.kernel_r, cands["xpeak"],
-                                    cands["ypeak"], cands["sign"])
+        scores = pixel_scores(D, D_unc, zr.Pd, zr.kernel_n, zr.kernel_r, cands["xpeak"],
+                              cands["ypeak"], cands["sign"])
         # cosmic rays and hot pixels: one bright pixel of one image, not a source
         artifact = scores > dc.pixel_score_max
         cands, scores = cands[~artifact], scores[~artifact]
