@@ -191,8 +191,12 @@ def mask_bright_halos(bad: np.ndarray, value_at: Callable[[np.ndarray], np.ndarr
         ok = w > 0
         flux = float(np.median(v[near][ok] / w[ok])) if ok.any() else 0.0
         radius = halo_radius(flux, profile, sigma, max_radius=max_radius, power=power)
-        if radius <= 0:
-            continue
+        core = float(np.max(np.hypot(py[part] - cy, px[part] - cx))) + 0.5
+        if part.sum() >= 0.3 * np.pi * core**2:
+            # A saturated core (compact, unlike a column) has a sharp bright edge, which the
+            # two images' kernels blur differently over a PSF width: the growth and a pixel
+            # beyond that edge at least
+            radius = max(radius, core + grow + 1)
         r = int(np.ceil(radius))
         y0, y1 = max(int(np.floor(cy)) - r, 0), min(int(np.ceil(cy)) + r + 1, ny)
         x0, x1 = max(int(np.floor(cx)) - r, 0), min(int(np.ceil(cx)) + r + 1, nx)

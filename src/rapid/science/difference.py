@@ -36,6 +36,7 @@ from rapid.science.phases import (HALF_PIXEL_PHASES, false_alarm_threshold,
                                   gradient_variance, psf_at_phase)
 from rapid.science.photometry import DifferenceNoise, measure_candidates
 from rapid.science.psf import estimate_psf, fit_psf_fwhm, gaussian_psf
+from rapid.science.psf_mismatch import psf_mismatch
 from rapid.science.registration import fit_registration
 from rapid.science.zogy import zogy
 
@@ -71,7 +72,8 @@ class DifferenceResult:
         detect_threshold, detect_threshold_fading, scorr_skew, false_alarm_threshold (the
         level that ``config.detect.false_alarm_rate`` asks for; NaN when not used),
         nartifacts (detections dropped as one bright pixel of one image, see
-        :mod:`rapid.science.artifacts`),
+        :mod:`rapid.science.artifacts`), flux_noise (the PSF-model mismatch weighed into
+        Scorr, see :mod:`rapid.science.psf_mismatch`),
         register_dx, register_dy (the registration correction applied at the image centre,
         pixels, science minus reference; 0 when none), register_max (its largest value at a
         corner), register_nstars (stars it was fitted to).
@@ -370,9 +372,16 @@ def difference_images(sci: Frame, ref: Frame, *,
         R = np.where(bad, 0.0, ref_b.data).astype(np.float32)
         # Fn = 1 keeps D in science units; the reference's zero point relative to it is 1/ratio
         sx, sy = (gm.dx_rms, gm.dy_rms) if zc.astrometric_noise else (0.0, 0.0)
+        flux_noise = zc.flux_noise
+        sampled = min(fit_psf_fwhm(psf_n), fit_psf_fwhm(psf_r)) >= zc.flux_noise_min_fwhm
+        if zc.flux_noise_from_stars and sampled and zc.flux_noise > 0 and gm.method == "stars":
+            measured = psf_mismatch(N, R, var_n, var_r, psf_n, psf_r, gm.star_x, gm.star_y,
+                                    gm.flux_ratio)
+            if measured is not None:
+                flux_noise = min(max(measured, zc.flux_noise_min), zc.flux_noise_max)
         zr = zogy(N, R, psf_n, psf_r, sigma_n=sigma_n, sigma_r=sigma_r, Fn=1.0,
                   Fr=1.0 / gm.flux_ratio, var_n=var_n, var_r=var_r, sigma_x=sx, sigma_y=sy,
-                  flux_noise=zc.flux_noise, kappa3_n=_third_cumulant(sci, bad),
+                  flux_noise=flux_noise, kappa3_n=_third_cumulant(sci, bad),
                   phase_psfs=phase_psfs, pd_size=zc.pd_size, device=zc.device, workers=zc.workers)
         del N, R
         scale = zr.flux_scale()
@@ -460,6 +469,7 @@ def difference_images(sci: Frame, ref: Frame, *,
         "nmasked": int(mask.sum()), "detect_threshold": float(thresh),
         "detect_threshold_fading": float(thresh_fading), "scorr_skew": zr.skew,
         "false_alarm_threshold": fa_level, "nartifacts": int(artifact.sum()),
+        "flux_noise": flux_noise,
         "register_dx": reg_dx, "register_dy": reg_dy, "register_max": reg_max,
         "register_nstars": registration.nstars if registration is not None else 0,
     }

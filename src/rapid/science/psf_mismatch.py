@@ -1,0 +1,93 @@
+"""How well the two PSF models describe the stars: the fraction of a static star's flux that
+its difference leaves.
+
+ZOGY subtracts a static source exactly only when Pn and Pr are the images' true PSFs; what the
+models miss is left in D in proportion to the source's flux, and Scorr weighs it with the
+flux-noise term ``f**2 min(S_n**2, S_r**2)`` (:func:`rapid.science.zogy.zogy`). ``f`` is a
+property of the data: a few per cent for PSFs estimated from the stars of a well-sampled image,
+more than ten for some stars of an undersampled one, whose pixel phase the model cannot follow.
+A fixed value is either too small for the second (every bright star leaves candidates) or too
+large for the first (a supernova on a bright galaxy core is weighed as if it were that core's
+PSF error). So it is measured on the matched stars, on the cross-convolved difference
+``E = Pr (x) N - ratio Pn (x) R``, whose point-source profile is ``K = Pn (x) Pr``: ZOGY's D is E
+whitened, and a PSF error leaves the same fraction of the star in both. For each star the
+largest PSF-fit amplitude of E near it, less its noise, over the star's own amplitude; ``f`` is
+a high quantile of those fractions, so that nearly every star's residual stays within a few
+times its allowance.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.signal import fftconvolve
+
+# Nearby positions (pixels each way) where a residual is looked for: a PSF error leaves rings
+# and lobes as much as a core excess
+_REACH = 2
+
+
+def psf_mismatch(N: np.ndarray, R: np.ndarray, var_n: np.ndarray, var_r: np.ndarray,
+                 Pn: np.ndarray, Pr: np.ndarray, x, y, flux_ratio: float, *,
+                 quantile: float = 0.9, min_snr: float = 30.0, min_stars: int = 5,
+                 noise_allowance: float = 3.0) -> float | None:
+    """The fraction ``f`` of a static star's flux its difference leaves (see module notes).
+
+    Parameters
+    ----------
+    N, R : ndarray
+        Background-subtracted science image and reference on its grid (0 where bad).
+    var_n, var_r : ndarray
+        Their per-pixel variances (0 where bad).
+    Pn, Pr : ndarray
+        Their PSF stamps (odd sides).
+    x, y : array_like
+        Positions of matched, isolated, unsaturated stars on the science grid.
+    flux_ratio : float
+        Science flux over reference flux of a star.
+    quantile : float, optional
+        Quantile of the stars' fractions returned (0.9).
+    min_snr : float, optional
+        Stars whose amplitude in E is measured to less than this S/N are not used (30).
+    min_stars : int, optional
+        Fewest usable stars; fewer return None (5).
+    noise_allowance : float, optional
+        Residual amplitudes are reduced by this many of their noise sigmas, in quadrature (3,
+        about the largest of the 2 x 25 noise values searched).
+
+    Returns
+    -------
+    float or None
+    """
+    pn = np.asarray(Pn, dtype=np.float64) / np.sum(Pn)
+    pr = np.asarray(Pr, dtype=np.float64) / np.sum(Pr)
+    kernel = fftconvolve(pn, pr)
+    kernel /= kernel.sum()
+    kk = float(np.sum(kernel * kernel))
+    hk = kernel.shape[0] // 2
+    half = max(pn.shape[0], pr.shape[0]) // 2 + hk + _REACH + 1
+    ny, nx = N.shape
+    fractions = []
+    for cx, cy in zip(np.rint(np.asarray(x)).astype(int), np.rint(np.asarray(y)).astype(int)):
+        if cy - half < 0 or cx - half < 0 or cy + half >= ny or cx + half >= nx:
+            continue
+        box = np.s_[cy - half:cy + half + 1, cx - half:cx + half + 1]
+        n_pr = fftconvolve(N[box], pr, mode="same")
+        E = n_pr - flux_ratio * fftconvolve(R[box], pn, mode="same")
+        var_E = (fftconvolve(var_n[box], pr * pr, mode="same")
+                 + flux_ratio**2 * fftconvolve(var_r[box], pn * pn, mode="same"))
+        c = half
+        best, noise, flux = 0.0, np.inf, 0.0
+        for dy in range(-_REACH, _REACH + 1):
+            for dx in range(-_REACH, _REACH + 1):
+                win = np.s_[c + dy - hk:c + dy + hk + 1, c + dx - hk:c + dx + hk + 1]
+                amp = float(np.sum(kernel * E[win])) / kk
+                if dx == 0 and dy == 0:
+                    flux = float(np.sum(kernel * n_pr[win])) / kk
+                    noise = float(np.sqrt(max(np.sum(kernel * kernel * var_E[win]), 0.0))) / kk
+                best = max(best, abs(amp))
+        if not (flux > 0 and noise > 0 and flux >= min_snr * noise):
+            continue
+        fractions.append(np.sqrt(max(best**2 - (noise_allowance * noise) ** 2, 0.0)) / flux)
+    if len(fractions) < min_stars:
+        return None
+    return float(np.quantile(fractions, quantile))

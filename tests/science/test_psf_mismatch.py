@@ -1,0 +1,38 @@
+"""The PSF-model mismatch measured on matched stars."""
+
+import numpy as np
+from tests.science.diff_fakes import make_frame, star_field
+
+from rapid.science.psf import gaussian_psf
+from rapid.science.psf_mismatch import psf_mismatch
+
+SHAPE = (256, 256)
+
+
+def _pair(seed=31, nstars=30):
+    rng = np.random.default_rng(seed)
+    x, y, f = star_field(rng, SHAPE, nstars, flux_range=(2e4, 2e5), edge=30)
+    sci = make_frame(rng, shape=SHAPE, fwhm=3.5, sigma=5.0, stars=list(zip(x, y, f)))
+    ref = make_frame(rng, shape=SHAPE, fwhm=3.0, sigma=2.0, stars=list(zip(x, y, f / 1.3)))
+    return sci, ref, x, y
+
+
+def _mismatch(sci, ref, x, y, sci_psf):
+    return psf_mismatch(sci.data, ref.data, sci.unc**2, ref.unc**2, sci_psf, ref.psf, x, y, 1.3)
+
+
+def test_true_psfs_leave_nothing_and_a_wrong_one_its_error():
+    sci, ref, x, y = _pair()
+    assert _mismatch(sci, ref, x, y, sci.psf) < 0.02
+    # a model 10% narrower than the science PSF leaves several per cent of every star
+    wrong = _mismatch(sci, ref, x, y, gaussian_psf(3.15, size=25))
+    assert 0.03 < wrong < 0.3
+    assert _mismatch(sci, ref, x, y, gaussian_psf(2.8, size=25)) > wrong
+
+
+def test_too_few_measurable_stars_give_none():
+    sci, ref, x, y = _pair(nstars=4)
+    assert _mismatch(sci, ref, x, y, sci.psf) is None
+    # stars at the edge cannot be cut out
+    sci, ref, x, y = _pair()
+    assert _mismatch(sci, ref, np.full_like(x, 2.0), y, sci.psf) is None
