@@ -197,6 +197,8 @@ def mask_bright_halos(bad: np.ndarray, value_at: Callable[[np.ndarray], np.ndarr
             # two images' kernels blur differently over a PSF width: the growth and a pixel
             # beyond that edge at least
             radius = max(radius, core + grow + 1)
+        if radius <= 0:
+            continue
         r = int(np.ceil(radius))
         y0, y1 = max(int(np.floor(cy)) - r, 0), min(int(np.ceil(cy)) + r + 1, ny)
         x0, x1 = max(int(np.floor(cx)) - r, 0), min(int(np.ceil(cx)) + r + 1, nx)
