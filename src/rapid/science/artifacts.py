@@ -38,33 +38,36 @@ def _centred(stamp: np.ndarray, size: int) -> np.ndarray:
     return out
 
 
-def _best_response(Dz, var, kernels, x, y, reach: int) -> np.ndarray:
-    """Largest unit-noise filter response over ``kernels`` and pixels within ``reach`` of each
-    (x, y).
+def _cutouts(D, D_unc, x, y, half: int) -> tuple[np.ndarray, np.ndarray]:
+    """Cutouts (n, 2 half + 1, 2 half + 1) of D and of its variance about each (x, y): 0
+    outside the image and where either is not finite. Only the cutouts are read, never a
+    full-size copy."""
+    ny, nx = D.shape
+    rows = np.arange(-half, half + 1)
+    iy = y[:, None, None] + rows[None, :, None]
+    ix = x[:, None, None] + rows[None, None, :]
+    inside = (iy >= 0) & (iy < ny) & (ix >= 0) & (ix < nx)
+    iy, ix = np.clip(iy, 0, ny - 1), np.clip(ix, 0, nx - 1)
+    d = np.asarray(D[iy, ix], dtype=np.float32)
+    u = np.asarray(D_unc[iy, ix], dtype=np.float32)
+    ok = inside & np.isfinite(d) & np.isfinite(u)
+    return np.where(ok, d, np.float32(0)), np.where(ok, u * u, np.float32(0))
 
-    ``Dz`` and ``var`` are padded by ``size // 2 + reach`` on every side; ``x``, ``y`` are
-    positions in the unpadded frame.
-    """
+
+def _best_response(d, v, kernels) -> np.ndarray:
+    """Largest unit-noise response of ``kernels`` over every position of the cutouts ``d``
+    (variance ``v``) where a kernel fits."""
     from numpy.lib.stride_tricks import sliding_window_view
 
     size = kernels[0].shape[0]
-    side = size + 2 * reach
     k = np.stack(kernels)
-    k2 = k * k
-    best = np.full(len(x), -np.inf)
-    rows = np.arange(side)
-    for start in range(0, len(x), 256):  # bounds the cutout stack to a few tens of MB
-        cx, cy = x[start:start + 256], y[start:start + 256]
-        iy = cy[:, None, None] + rows[None, :, None]
-        ix = cx[:, None, None] + rows[None, None, :]
-        d = sliding_window_view(Dz[iy, ix], (size, size), axis=(1, 2))
-        v = sliding_window_view(var[iy, ix], (size, size), axis=(1, 2))
-        signal = np.einsum("nabij,kij->nabk", d, k)
-        noise = np.sqrt(np.einsum("nabij,kij->nabk", v, k2))
-        with np.errstate(invalid="ignore", divide="ignore"):
-            z = np.where(noise > 0, signal / noise, -np.inf)
-        best[start:start + 256] = z.reshape(len(cx), -1).max(axis=1)
-    return best
+    dw = sliding_window_view(d, (size, size), axis=(1, 2))
+    vw = sliding_window_view(v, (size, size), axis=(1, 2))
+    signal = np.einsum("nabij,kij->nabk", dw, k)
+    noise = np.sqrt(np.einsum("nabij,kij->nabk", vw, k * k))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        z = np.where(noise > 0, signal / noise, -np.inf)
+    return z.reshape(len(d), -1).max(axis=1)
 
 
 def pixel_scores(D: np.ndarray, D_unc: np.ndarray, Pd: np.ndarray, kernel_n: np.ndarray,
@@ -98,10 +101,8 @@ def pixel_scores(D: np.ndarray, D_unc: np.ndarray, Pd: np.ndarray, kernel_n: np.
     size = max(Pd.shape[0], kernel_n.shape[0], kernel_r.shape[0]) | 1
     psfs = [_centred(psf_at_phase(Pd, None, dx, dy), size) for dx, dy in _PHASES]
     psfs = [p / np.sqrt(np.sum(p * p)) for p in psfs]
-    reach = 1
-    pad = size // 2 + reach
-    bad = ~np.isfinite(D) | ~np.isfinite(D_unc)
-    var = np.pad(np.where(bad, 0.0, np.square(D_unc, dtype=np.float32)).astype(np.float32), pad)
+    # the brightest pixel and its 8 neighbours: a source's best pixel may be next to it
+    half = size // 2 + 1
     scores = np.full(len(xpeak), np.nan)
     for s, kern in ((1, kernel_n), (-1, kernel_r)):
         pix = _centred(np.asarray(kern, dtype=np.float64), size)
@@ -110,10 +111,11 @@ def pixel_scores(D: np.ndarray, D_unc: np.ndarray, Pd: np.ndarray, kernel_n: np.
         sel = np.flatnonzero(sign == s)
         if sel.size == 0 or norm == 0 or rho >= 1.0:
             continue
-        Dz = np.pad(np.where(bad, 0.0, s * np.asarray(D, dtype=np.float32)).astype(np.float32),
-                    pad)
-        z_psf = _best_response(Dz, var, psfs, xpeak[sel], ypeak[sel], reach)
-        z_pix = _best_response(Dz, var, [pix / norm], xpeak[sel], ypeak[sel], reach)
-        with np.errstate(invalid="ignore"):
-            scores[sel] = (z_pix - z_psf) / np.sqrt(2.0 * (1.0 - rho))
+        for chunk in np.array_split(sel, -(-sel.size // 256)):  # cutouts of a few tens of MB
+            d, v = _cutouts(D, D_unc, xpeak[chunk], ypeak[chunk], half)
+            d *= np.float32(s)
+            z_psf = _best_response(d, v, psfs)
+            z_pix = _best_response(d, v, [pix / norm])
+            with np.errstate(invalid="ignore"):
+                scores[chunk] = (z_pix - z_psf) / np.sqrt(2.0 * (1.0 - rho))
     return scores
