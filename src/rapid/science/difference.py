@@ -355,6 +355,7 @@ def difference_images(sci: Frame, ref: Frame, *,
                 gm = matched()
     var_n[bad] = 0.0
     var_r[bad] = 0.0
+    fwhm_n, fwhm_r = fit_psf_fwhm(psf_n), fit_psf_fwhm(psf_r)
 
     dc = cfg.detect
     if not (np.isfinite(dc.false_alarm_rate) and dc.false_alarm_rate >= 0):
@@ -373,7 +374,7 @@ def difference_images(sci: Frame, ref: Frame, *,
         # Fn = 1 keeps D in science units; the reference's zero point relative to it is 1/ratio
         sx, sy = (gm.dx_rms, gm.dy_rms) if zc.astrometric_noise else (0.0, 0.0)
         flux_noise = zc.flux_noise
-        sampled = min(fit_psf_fwhm(psf_n), fit_psf_fwhm(psf_r)) >= zc.flux_noise_min_fwhm
+        sampled = min(fwhm_n, fwhm_r) >= zc.flux_noise_min_fwhm
         if zc.flux_noise_from_stars and sampled and zc.flux_noise > 0 and gm.method == "stars":
             measured = psf_mismatch(N, R, var_n, var_r, psf_n, psf_r, gm.star_x, gm.star_y,
                                     gm.flux_ratio)
@@ -396,7 +397,7 @@ def difference_images(sci: Frame, ref: Frame, *,
                            np.nan_to_num(ref_b.data[where] * gm.flux_ratio))
 
         # the kernels spread a masked pixel over about a PSF width
-        grow = max(cfg.mask_grow, int(np.ceil(max(fit_psf_fwhm(psf_n), fit_psf_fwhm(psf_r)))))
+        grow = max(cfg.mask_grow, int(np.ceil(max(fwhm_n, fwhm_r))))
         mask = mask_bright_halos(bad, brightness_at, grow=grow, sigma=sigma_n,
                                  bright_snr=cfg.bright_mask_snr,
                                  profile=wing_profile(psf_n, psf_r))
@@ -464,7 +465,7 @@ def difference_images(sci: Frame, ref: Frame, *,
         "dxmedianfin": gm.dx_median, "dymedianfin": gm.dy_median, "nmatched": gm.nmatched,
         "scorrstd": scorrstd, "ncandidates": len(table), "npositive": npos,
         "nnegative": len(table) - npos, "fd": zr.Fd, "sci_bkg_rms": sigma_n,
-        "ref_bkg_rms": sigma_r, "sci_fwhm": fit_psf_fwhm(psf_n), "ref_fwhm": fit_psf_fwhm(psf_r),
+        "ref_bkg_rms": sigma_r, "sci_fwhm": fwhm_n, "ref_fwhm": fwhm_r,
         "diff_fwhm": diff_fwhm, "sci_psf_source": src_n, "ref_psf_source": src_r,
         "nmasked": int(mask.sum()), "detect_threshold": float(thresh),
         "detect_threshold_fading": float(thresh_fading), "scorr_skew": zr.skew,
