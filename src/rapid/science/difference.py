@@ -163,18 +163,10 @@ def _psf_for(frame: Frame, cfg) -> tuple[np.ndarray, str]:
     if frame.psf is not None:
         return frame.psf, "frame"
     try:
-        psf = estimate_psf(frame, size=cfg.size, min_stars=cfg.min_stars)
+        return estimate_psf(frame, size=cfg.size, min_stars=cfg.min_stars,
+                            span_fwhm=cfg.stamp_fwhms, max_size=cfg.max_size), "estimated"
     except ValueError:
         return gaussian_psf(cfg.fallback_fwhm, size=cfg.size), "fallback"
-    # A PSF model ends at its stamp, and what a broad PSF has beyond it is left in the
-    # difference as a square ring around every bright star
-    wide = min(cfg.max_size, 2 * int(np.ceil(cfg.stamp_fwhms * fit_psf_fwhm(psf) / 2)) + 1)
-    if wide > psf.shape[0]:
-        try:
-            psf = estimate_psf(frame, size=wide, min_stars=cfg.min_stars)
-        except ValueError:  # too few stars isolated over the wider stamp
-            pass
-    return psf, "estimated"
 
 
 def drop_converged(table: Table, radius: float = 0.5) -> Table:

@@ -171,7 +171,8 @@ def fit_psf_fwhm(psf: np.ndarray) -> float:
 
 def estimate_psf(
     frame: Frame, *, size: int = 25, max_stars: int = 50, min_stars: int = 3,
-    min_snr: float = 50.0, saturation_fraction: float = 0.8,
+    min_snr: float = 50.0, saturation_fraction: float = 0.8, span_fwhm: float = 0.0,
+    max_size: int = 61,
 ) -> np.ndarray:
     """Estimate the PSF from isolated, unsaturated, bright stars.
 
@@ -192,11 +193,16 @@ def estimate_psf(
         Smallest S/N of a usable star (50).
     saturation_fraction : float, optional
         Stars peaking above this fraction of ``frame.meta["saturation"]`` are skipped (0.8).
+    span_fwhm : float, optional
+        When > 0, the stamp is widened to span at least this many FWHM of the PSF estimated on
+        ``size``, up to ``max_size`` (61), if enough stars are isolated over the wider stamp:
+        a PSF model ends at its stamp, and a broad PSF's light beyond it is left in a
+        difference as a square ring around every bright star.
 
     Returns
     -------
     ndarray
-        float64 stamp (size, size), centred, summing to 1.
+        float64 stamp, centred, summing to 1: (size, size), or wider (see ``span_fwhm``).
     """
     if size < 3 or size % 2 == 0:
         raise ValueError(f"size must be odd and >= 3, got {size}")
@@ -213,18 +219,32 @@ def estimate_psf(
         objs = sep.extract(arr, 5.0, err=rms, mask=bad, minarea=5)
     except Exception as exc:
         raise ValueError(f"source extraction failed: {exc}") from exc
-    h = size // 2
-    ny, nx = arr.shape
     if len(objs) == 0:
         raise ValueError("no stars found")
     x, y = objs["x"], objs["y"]
     flux, _, _ = sep.sum_circle(arr, x, y, 3.0, err=rms, mask=bad)
     snr = flux / (rms * np.sqrt(np.pi * 9.0))
-    keep = (objs["flag"] == 0) & (snr > min_snr)
-    keep &= (x > h + 1) & (x < nx - h - 2) & (y > h + 1) & (y < ny - h - 2)
+    usable = (objs["flag"] == 0) & (snr > min_snr)
     sat = frame.meta.get("saturation")
     if sat:
-        keep &= objs["peak"] < saturation_fraction * float(sat)
+        usable &= objs["peak"] < saturation_fraction * float(sat)
+    psf = _stack_stars(arr, bad, objs, flux, usable, size, max_stars, min_stars)
+    if span_fwhm > 0:
+        wide = min(max_size, 2 * int(np.ceil(span_fwhm * fit_psf_fwhm(psf) / 2)) + 1)
+        if wide > size:
+            try:
+                psf = _stack_stars(arr, bad, objs, flux, usable, wide, max_stars, min_stars)
+            except ValueError:  # too few stars isolated over the wider stamp
+                pass
+    return psf
+
+
+def _stack_stars(arr, bad, objs, flux, usable, size, max_stars, min_stars) -> np.ndarray:
+    """Median stack of the brightest ``usable`` stars isolated over a ``size`` stamp."""
+    h = size // 2
+    ny, nx = arr.shape
+    x, y = objs["x"], objs["y"]
+    keep = usable & (x > h + 1) & (x < nx - h - 2) & (y > h + 1) & (y < ny - h - 2)
     # isolated: no other detection within the stamp half-size
     tree = cKDTree(np.column_stack([x, y]))
     counts = np.array([len(n) for n in tree.query_ball_point(np.column_stack([x, y]), h)])
