@@ -4,7 +4,9 @@ Moffat PSFs (beta 2.5 and 3, FWHM 4.2 and 3.7 pixels, the science one elongated)
 on a sky of 1500 ADU with a gradient, a reference that is a deep, sky-subtracted coadd on a grid
 rotated by 90 degrees, mirrored, with another pixel scale, and whose WCS is off by half an
 arcsecond and 0.02 degree; stars, exponential-disk galaxies, transients (half of them on
-galaxies), fading stars, cosmic rays in the science exposure and a dead column.
+galaxies), fading stars, cosmic rays in the science exposure and a dead column written as
+zeros; optionally the reference's corner outside its footprint filled with zeros, as coadds and
+drizzled images do.
 """
 
 from __future__ import annotations
@@ -67,8 +69,10 @@ def _add(img, x, y, stamp):
 
 
 def write_ground_pair(directory, *, seed=1, size=1024, nstars=800, ngal=100, ntransients=40,
-                      ncosmics=80) -> GroundTruth:
-    """Write ``sci.fits`` and ``ref.fits`` to ``directory``; return the truth."""
+                      ncosmics=80, ref_fill=0) -> GroundTruth:
+    """Write ``sci.fits`` and ``ref.fits`` to ``directory``; return the truth.
+
+    ``ref_fill`` > 0 sets the reference's pixels with x + y < ref_fill to zero."""
     rng = np.random.default_rng(seed)
     ra0, dec0 = 150.0, 2.0
     sci_shape = (size, size)
@@ -149,10 +153,13 @@ def write_ground_pair(directory, *, seed=1, size=1024, nstars=800, ngal=100, ntr
         angle, amp = rng.uniform(0, np.pi), rng.uniform(200, 5000)
         for t in range(int(rng.integers(1, 4))):
             sci[int(y + t * np.sin(angle)), int(x + t * np.cos(angle))] += amp * rng.uniform(0.5, 1)
-    sci[:, nx * 3 // 5] = np.nan
+    sci[:, nx * 3 // 5] = 0.0
     sci = np.minimum(sci, SATURATE)
     ref = np.minimum(render(wref, ref_shape, ref_psf, GAIN * 12, flux + extra, False) - SKY,
                      SATURATE - SKY)
+    if ref_fill > 0:
+        yy, xx = np.mgrid[0:ref_shape[0], 0:ref_shape[1]]
+        ref[xx + yy < ref_fill] = 0.0
     for data, w, gain, sat, name in ((sci, wsci, GAIN, SATURATE, "sci"),
                                      (ref, wref_header, GAIN * 12, SATURATE - SKY, "ref")):
         header = w.to_header()

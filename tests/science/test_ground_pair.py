@@ -89,3 +89,26 @@ def test_measured_psf_mismatch_finds_transients_on_galaxies_and_stars(ground_run
     measured = sum(len(_matches(c, x, y, 1)) > 0 for x, y in zip(truth.tx[on], truth.ty[on]))
     at_fixed = sum(len(_matches(f, x, y, 1)) > 0 for x, y in zip(truth.tx[on], truth.ty[on]))
     assert measured >= at_fixed + 3
+
+
+def test_zero_filled_reference_corner_is_masked_not_differenced(tmp_path):
+    # a coadd's grid outside its footprint is often zeros: next to a sky-subtracted reference
+    # that reads as blank sky, and every science star on it would be a transient
+    from astropy.wcs import WCS
+
+    from rapid.science.standalone import run_diff
+
+    truth = write_ground_pair(tmp_path, seed=5, ref_fill=500)
+    result = run_diff(tmp_path / "sci.fits", tmp_path / "ref.fits", tmp_path / "out")
+    c = {k: np.asarray(result.candidates[k]) for k in ("x", "y", "ra", "dec", "sign")}
+    real = np.zeros(len(c["x"]), bool)
+    for x, y in zip(np.r_[truth.tx, truth.vx], np.r_[truth.ty, truth.vy]):
+        real |= np.hypot(c["x"] - x, c["y"] - y) < 2
+    assert (~real).sum() <= 5
+    # the filled corner, seen from the science grid, is blanked in D
+    wref = WCS(fits.getheader(tmp_path / "ref.fits"))
+    yy, xx = np.mgrid[0:1024:8, 0:1024:8]
+    rx, ry = wref.all_world2pix(*result.diff.wcs.all_pix2world(xx, yy, 0), 0)
+    inside = (rx + ry < 480) & (rx > 0) & (ry > 0)
+    assert inside.sum() > 100
+    assert np.isnan(result.diff.data[yy[inside], xx[inside]]).all()

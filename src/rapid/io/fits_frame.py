@@ -25,6 +25,7 @@ from astropy.io import fits
 from astropy.time import Time
 from astropy.wcs import WCS, FITSFixedWarning
 
+from rapid.science.badpixels import plateau_mask
 from rapid.science.image import FinePsf, Frame
 
 
@@ -245,7 +246,8 @@ def read_fits_frame(
     -------
     Frame
         float32 data (bad pixels NaN), WCS (SIP kept), psf, unc, mask (DQ != 0, non-finite,
-        at or above SATURATE) and meta: filter, mjdobs, exptime, zptmag, gain, saturation,
+        at or above SATURATE, or inside a 5 x 5 square of one value: the fill of a coadd's
+        or mosaic's empty parts, :func:`rapid.science.badpixels.plateau_mask`) and meta: filter, mjdobs, exptime, zptmag, gain, saturation,
         path, hdu, units ("DN/s" or the header's BUNIT / "DN").
 
     Raises
@@ -309,6 +311,7 @@ def read_fits_frame(
     saturation = _get(headers, "SATURATE")
     saturation = float(saturation) if saturation is not None else None
     mask = ~np.isfinite(data)
+    mask |= plateau_mask(data)  # zero-filled borders, chip gaps, saturated plateaus
     if dqmask is not None:
         mask |= dqmask
     if saturation is not None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-__all__ = ["fill_bad_pixels", "bad_footprint_map", "BAD_THRESHOLD", "ORDERS"]
+__all__ = ["fill_bad_pixels", "bad_footprint_map", "plateau_mask", "BAD_THRESHOLD", "ORDERS"]
 
 #: Bilinear weight of a bad pixel above which a destination pixel is flagged.
 BAD_THRESHOLD = 1e-3
@@ -80,6 +80,85 @@ def fill_bad_pixels(data: np.ndarray, bad: np.ndarray, *, size: int = 5) -> np.n
     if (den == 0).any():
         local[den == 0] = float(np.median(out[good]))
     out[by, bx] = local
+    return out
+
+
+def plateau_mask(data: np.ndarray, *, size: int = 5, run: int = 25) -> np.ndarray:
+    """Pixels inside a ``size`` x ``size`` square, or a row or column run of ``run`` pixels,
+    of one identical value.
+
+    Exposures carry noise, so no real sky holds 25 equal values in a square or a line; files
+    do: a coadd or a drizzled image fills the part of its grid outside its footprint with
+    zeros, mosaics fill chip gaps, dead columns are set to zero, and saturated cores sit at one
+    converter value. Such a fill next to a sky-subtracted image looks like blank sky, and every
+    star of the other image on it would become a transient. NaN never counts (it is bad
+    already).
+
+    Parameters
+    ----------
+    data : ndarray
+        2-D image.
+    size : int, optional
+        Side of the square of equal values (5).
+    run : int, optional
+        Length of a row or column of equal values (25).
+
+    Returns
+    -------
+    ndarray
+        Boolean map: True on every pixel of such a square or run.
+    """
+    a = np.asarray(data)
+    if a.ndim != 2:
+        raise ValueError(f"data must be 2-D, got shape {a.shape}")
+    if size < 2 or run < 2:
+        raise ValueError(f"size and run must be >= 2, got {size} and {run}")
+    out = np.zeros(a.shape, dtype=bool)
+    eq_x = a[:, 1:] == a[:, :-1]
+    eq_y = a[1:, :] == a[:-1, :]
+    # cheap exit for the usual noisy image, which has hardly any equal neighbours
+    if np.count_nonzero(eq_x) + np.count_nonzero(eq_y) < min(size * (size - 1), run - 1):
+        return out
+    # only the rows and columns that hold equal neighbours (a fill is usually in a corner)
+    ys = np.union1d(np.flatnonzero(eq_x.any(axis=1)), np.flatnonzero(eq_y.any(axis=1)) + 1)
+    xs = np.union1d(np.flatnonzero(eq_x.any(axis=0)) + 1, np.flatnonzero(eq_y.any(axis=0)))
+    y0, y1 = max(ys[0] - 1, 0), ys[-1] + 1
+    x0, x1 = max(xs[0] - 1, 0), xs[-1] + 1
+    a = a[y0:y1, x0:x1]
+    eq_x, eq_y = eq_x[y0:y1, x0:x1 - 1], eq_y[y0:y1 - 1, x0:x1]
+    box = out[y0:y1, x0:x1]
+    ny, nx = a.shape
+    if nx >= run:
+        box |= _spread(_window_sum(eq_x, run - 1, 1) == run - 1, run, 1)
+    if ny >= run:
+        box |= _spread(_window_sum(eq_y, run - 1, 0) == run - 1, run, 0)
+    if ny >= size and nx >= size:
+        rows = _window_sum(eq_x, size - 1, 1) == size - 1  # a run of size equal values
+        col = (_window_sum(eq_y, size - 1, 0) == size - 1)[:, : nx - size + 1]  # and down
+        corner = (_window_sum(rows, size, 0) == size) & col  # a square's top-left corner
+        if corner.any():
+            box |= _spread(_spread(corner, size, 0), size, 1)
+    return out
+
+
+def _spread(starts: np.ndarray, n: int, axis: int) -> np.ndarray:
+    """Every element of the ``n``-long windows along ``axis`` that begin where ``starts`` is
+    True: ``starts`` is shorter than the result by ``n - 1`` along that axis."""
+    pad = [(0, 0), (0, 0)]
+    pad[axis] = (n - 1, n - 1)
+    return _window_sum(np.pad(starts, pad), n, axis) > 0
+
+
+def _window_sum(b: np.ndarray, n: int, axis: int) -> np.ndarray:
+    """Sums of ``n`` consecutive elements along ``axis`` (0 or 1) of a 2-D array, one per
+    start index."""
+    c = np.cumsum(b, axis=axis, dtype=np.int32)
+    if axis == 0:
+        out = c[n - 1:].copy()
+        out[1:] -= c[:-n]
+    else:
+        out = c[:, n - 1:].copy()
+        out[:, 1:] -= c[:, :-n]
     return out
 
 
