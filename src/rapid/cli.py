@@ -309,14 +309,17 @@ def job_run(spec_uri: Optional[str] = typer.Argument(
 
 
 @app.command()
-def diff(sci: Path = typer.Argument(..., help="Science FITS image (any telescope, celestial WCS)."),
-         ref: Path = typer.Argument(..., help="Reference FITS image."),
+def diff(sci: Path = typer.Argument(..., help="Science image: FITS from any telescope with a "
+                                               "celestial WCS, or Roman L2 ASDF (*.asdf)."),
+         ref: Path = typer.Argument(..., help="Reference image, FITS or Roman L2 ASDF."),
          out_dir: Path = typer.Option(..., "--out", help="Folder for diff.fits, scorr.fits, "
                                                          "diff_psf.fits, candidates.parquet."),
          sci_psf: Optional[Path] = typer.Option(None, help="PSF of the science image (FITS)."),
          ref_psf: Optional[Path] = typer.Option(None, help="PSF of the reference image (FITS)."),
-         sci_unc: Optional[Path] = typer.Option(None, help="Uncertainty image of the science image."),
-         ref_unc: Optional[Path] = typer.Option(None, help="Uncertainty image of the reference."),
+         sci_unc: Optional[Path] = typer.Option(None, help="Uncertainty image of a FITS science "
+                                                           "image (default: its ERR extension)."),
+         ref_unc: Optional[Path] = typer.Option(None, help="Uncertainty image of a FITS "
+                                                           "reference."),
          threshold: float = typer.Option(5.0, help="Lowest detection threshold on Scorr, sigma."),
          false_alarms: float = typer.Option(
              0.25, help="Noise false alarms per million pixels and sign the threshold admits; "

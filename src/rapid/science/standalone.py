@@ -7,8 +7,10 @@ from pathlib import Path
 
 import numpy as np
 
+from rapid.io.frame import is_asdf, read_frame
 from rapid.science.config import DifferenceConfig
 from rapid.science.difference import DifferenceResult, difference_images
+from rapid.science.image import Frame
 
 PRODUCT_NAMES = ("diff.fits", "diff_unc.fits", "scorr.fits", "diff_psf.fits",
                  "candidates.parquet")
@@ -26,21 +28,33 @@ def _scalar_meta(meta: dict) -> dict:
     return out
 
 
+def _read(path, psf_path, unc_path) -> Frame:
+    """A FITS image as stored, or a Roman L2 ASDF image in DN/s."""
+    if is_asdf(path):
+        if unc_path is not None:
+            raise ValueError(f"{path}: a Roman L2 ASDF image carries its own uncertainty "
+                             "('err'); an uncertainty file applies to FITS images only")
+        return read_frame(path, psf_path=psf_path)
+    return read_frame(path, psf_path=psf_path, unc_path=unc_path)
+
+
 def run_diff(
     sci_path: str | os.PathLike, ref_path: str | os.PathLike, out_dir: str | os.PathLike, *,
     sci_psf: str | os.PathLike | None = None, ref_psf: str | os.PathLike | None = None,
     sci_unc: str | os.PathLike | None = None, ref_unc: str | os.PathLike | None = None,
     config: DifferenceConfig | None = None,
 ) -> DifferenceResult:
-    """Run the difference-imaging steps on two FITS images and write the products.
+    """Run the difference-imaging steps on two images and write the products.
 
-    Both images are read in their own units (no division by exposure time); the gain match
-    scales the reference to the science image, so fluxes come out in science-image units.
+    Both images are read in their own units (FITS as stored, Roman L2 ASDF in DN/s); the gain
+    match scales the reference to the science image, so fluxes come out in science-image units.
 
     Parameters
     ----------
     sci_path, ref_path : str or path-like
-        Science and reference FITS images, each with a celestial WCS.
+        Science and reference images: FITS with a celestial WCS, or Roman L2 ASDF
+        (``*.asdf``, whose GWCS is approximated by TAN-SIP and whose ``err`` and ``dq`` give
+        the uncertainty and the bad pixels).
     out_dir : str or path-like
         Output directory (created). Receives diff.fits (D, science units), diff_unc.fits,
         scorr.fits, diff_psf.fits (Pd, with its finer sampling in HDU 'OVERSAMP' when the
@@ -50,7 +64,7 @@ def run_diff(
     sci_psf, ref_psf : str or path-like, optional
         PSF stamp files; else PSFFILE keywords, else estimated from stars.
     sci_unc, ref_unc : str or path-like, optional
-        Uncertainty images; else ERR extensions, else from the background noise.
+        Uncertainty images of FITS inputs; else ERR extensions, else from the background noise.
     config : DifferenceConfig, optional
         Step settings.
 
@@ -58,12 +72,12 @@ def run_diff(
     -------
     DifferenceResult
     """
-    from rapid.io.fits_frame import psf_fits_bytes, read_fits_frame, write_fits_image
+    from rapid.io.fits_frame import psf_fits_bytes, write_fits_image
 
+    sci = _read(sci_path, sci_psf, sci_unc)
+    ref = _read(ref_path, ref_psf, ref_unc)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    sci = read_fits_frame(sci_path, psf_path=sci_psf, unc_path=sci_unc)
-    ref = read_fits_frame(ref_path, psf_path=ref_psf, unc_path=ref_unc)
     result = difference_images(sci, ref, config=config)
     keys = _scalar_meta(result.meta)
     write_fits_image(out / "diff.fits", result.diff.data, sci.wcs,
