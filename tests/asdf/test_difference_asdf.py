@@ -45,8 +45,10 @@ def test_transient_is_the_brightest_candidate(difference):
     best = positive[np.argmax(positive["snr"])]
     assert np.hypot(best["x"] - TRANSIENT_XY[0], best["y"] - TRANSIENT_XY[1]) < 1.0
     mag = sci.meta["zptmag"] - 2.5 * np.log10(best["flux"])
-    # The PSF estimated from the stars in a finite stamp misses some of the wings (about 0.15 mag).
-    assert mag == pytest.approx(TRANSIENT_MAG + 0.15, abs=0.15)
+    # The PSF estimated from the stars on a 25-pixel stamp misses ~6% of the light in Roman's
+    # diffraction wings, and the stack of undersampled stars has a slightly broader core,
+    # which a fit turns into a few per cent more: a few hundredths of a magnitude faint.
+    assert mag == pytest.approx(TRANSIENT_MAG + 0.03, abs=0.05)
     # The 40 steady stars subtract away: few other candidates of either sign.
     others = np.hypot(cands["x"] - TRANSIENT_XY[0], cands["y"] - TRANSIENT_XY[1]) > 3
     assert int(others.sum()) <= 3

@@ -98,3 +98,29 @@ def test_free_position_fluxes_unbiased_at_low_snr():
     assert abs(np.mean(pull_free)) < 0.07  # 900 sources: 0.033 per unit of pull std
     assert abs(np.mean(pull_free) - np.mean(pull_fixed)) < 0.04
     assert np.std(pull_free) == pytest.approx(1.0, abs=0.1)
+
+
+def test_bright_source_flux_does_not_depend_on_its_own_noise_in_the_weights():
+    # A PSF estimated from stars is never exact. Weights from an uncertainty that holds the
+    # source's own Poisson noise leave a bright source's core to its wings, where the model
+    # error then sets the flux; the fit weighs the box's pixels equally, and the source's
+    # noise enters the flux error only.
+    img, sky = _image(44, [(64.3, 63.8, 2e5)])
+    model = gaussian_psf(2.8)  # the source is 2.5 pixels wide
+    t = Table({"x": [64.0], "y": [64.0], "sign": [1]})
+    source = np.zeros(SHAPE)
+    add_star(source, 64.3, 63.8, 2e5, 2.5)
+    with_source = np.sqrt(sky**2 + source)  # gain 1
+    a = measure_candidates(img, sky, model, t)
+    b = measure_candidates(img, with_source, model, t)
+    assert b["flux"][0] == pytest.approx(a["flux"][0], rel=1e-3)
+    # the equal-weight fit of a Gaussian model to a narrower Gaussian: 2 sm^2 / (sm^2 + sp^2)
+    assert a["flux"][0] / 2e5 == pytest.approx(2 * 2.8**2 / (2.8**2 + 2.5**2), rel=0.01)
+    # the error of that fit, from the pixels' own variances
+    assert b["flux_err"][0] > 3 * a["flux_err"][0]
+    yy, xx = np.mgrid[59:70, 59:70]
+    p = measure_candidates.__globals__["_psf_model"](model, None).evaluate(
+        xx, yy, 1.0, a["x"][0], a["y"][0])
+    w = p / np.sum(p * p)
+    assert b["flux_err"][0] == pytest.approx(np.sqrt(np.sum(w**2 * with_source[59:70, 59:70]**2)),
+                                            rel=1e-6)
