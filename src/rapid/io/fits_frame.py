@@ -246,9 +246,10 @@ def read_fits_frame(
     -------
     Frame
         float32 data (bad pixels NaN), WCS (SIP kept), psf, unc, mask (DQ != 0, non-finite,
-        at or above SATURATE, or inside a 5 x 5 square of one value: the fill of a coadd's
-        or mosaic's empty parts, :func:`rapid.science.badpixels.plateau_mask`) and meta: filter, mjdobs, exptime, zptmag, gain, saturation,
-        path, hdu, units ("DN/s" or the header's BUNIT / "DN").
+        at or above SATURATE, or inside a 5 x 5 square or a 25-pixel row or column of one
+        value: fill values, :func:`rapid.science.badpixels.plateau_mask`) and meta: filter,
+        mjdobs, exptime, zptmag, gain, saturation, path, hdu, units ("DN/s" or the header's
+        BUNIT / "DN").
 
     Raises
     ------
@@ -311,7 +312,7 @@ def read_fits_frame(
     saturation = _get(headers, "SATURATE")
     saturation = float(saturation) if saturation is not None else None
     mask = ~np.isfinite(data)
-    mask |= plateau_mask(data)  # zero-filled borders, chip gaps, saturated plateaus
+    mask |= plateau_mask(data)  # zero-filled borders, chip gaps, dead columns, plateaus
     if dqmask is not None:
         mask |= dqmask
     if saturation is not None:

@@ -254,7 +254,7 @@ def measure_candidates(
             warnings.simplefilter("ignore")  # fit warnings end up in the flags column
             # Unweighted: D's uncertainty holds the source's own Poisson noise, and weights
             # from it leave a bright source's core to its wings, where any PSF-model error
-            # then sets the flux (Roman PSF estimated from stars: 11% low at S/N 275, 2%
+            # then sets the flux (Roman PSF estimated from stars: 13% low at S/N 230, 2%
             # unweighted). In the sky-limited regime the two fits are the same.
             res = phot(img, mask=bad, init_params=init)
         res.sort("id")
