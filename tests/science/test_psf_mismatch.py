@@ -4,7 +4,7 @@ import numpy as np
 from tests.science.diff_fakes import make_frame, star_field
 
 from rapid.science.psf import gaussian_psf
-from rapid.science.psf_mismatch import psf_mismatch
+from rapid.science.psf_mismatch import psf_mismatch, weighted_quantile
 
 SHAPE = (256, 256)
 
@@ -36,3 +36,25 @@ def test_too_few_measurable_stars_give_none():
     # stars at the edge cannot be cut out
     sci, ref, x, y = _pair()
     assert _mismatch(sci, ref, np.full_like(x, 2.0), y, sci.psf) is None
+
+
+def test_faint_stars_noise_does_not_pass_for_a_mismatch():
+    # most matched stars are faint, and their residuals are mostly noise: the fraction is
+    # weighed by each star's S/N squared, so the true PSFs still measure as a close match
+    # (an unweighted 90th percentile of the fractions gives 0.09 here)
+    rng = np.random.default_rng(32)
+    x, y, f = star_field(rng, SHAPE, 60, flux_range=(800, 3000), edge=30)
+    xb, yb, fb = star_field(rng, SHAPE, 8, flux_range=(5e4, 2e5), edge=30)
+    x, y, f = np.r_[x, xb], np.r_[y, yb], np.r_[f, fb]
+    sci = make_frame(rng, shape=SHAPE, fwhm=3.5, sigma=5.0, stars=list(zip(x, y, f)))
+    ref = make_frame(rng, shape=SHAPE, fwhm=3.0, sigma=2.0, stars=list(zip(x, y, f / 1.3)))
+    assert _mismatch(sci, ref, x, y, sci.psf) < 0.02
+    # and a real mismatch of the bright stars is still seen
+    assert _mismatch(sci, ref, x, y, gaussian_psf(3.15, size=25)) > 0.03
+
+
+def test_weighted_quantile():
+    v = np.array([0.5, 0.1, 0.3, 0.2])
+    assert weighted_quantile(v, np.ones(4), 0.5) == 0.2
+    assert weighted_quantile(v, np.array([1.0, 1.0, 1.0, 100.0]), 0.9) == 0.2
+    assert weighted_quantile(v, np.array([100.0, 1.0, 1.0, 1.0]), 0.1) == 0.5

@@ -364,7 +364,7 @@ def difference_images(sci: Frame, ref: Frame, *,
         N = np.where(bad, 0.0, sci_b.data).astype(np.float32)
         R = np.where(bad, 0.0, ref_b.data).astype(np.float32)
         # Fn = 1 keeps D in science units; the reference's zero point relative to it is 1/ratio
-        sx, sy = (gm.dx_rms, gm.dy_rms) if zc.astrometric_noise else (0.0, 0.0)
+        sx, sy = (gm.reg_sigma_x, gm.reg_sigma_y) if zc.astrometric_noise else (0.0, 0.0)
         flux_noise = zc.flux_noise
         sampled = min(fwhm_n, fwhm_r) >= zc.flux_noise_min_fwhm
         if zc.flux_noise_from_stars and sampled and zc.flux_noise > 0 and gm.method == "stars":
@@ -454,6 +454,7 @@ def difference_images(sci: Frame, ref: Frame, *,
     meta = {
         "scalefacref": gm.flux_ratio, "scalefacref_err": gm.flux_ratio_err,
         "gainmatch_method": gm.method, "dxrmsfin": gm.dx_rms, "dyrmsfin": gm.dy_rms,
+        "reg_sigma_x": gm.reg_sigma_x, "reg_sigma_y": gm.reg_sigma_y,
         "dxmedianfin": gm.dx_median, "dymedianfin": gm.dy_median, "nmatched": gm.nmatched,
         "scorrstd": scorrstd, "ncandidates": len(table), "npositive": npos,
         "nnegative": len(table) - npos, "fd": zr.Fd, "sci_bkg_rms": sigma_n,

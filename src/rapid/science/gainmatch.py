@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import sep
 from astropy.stats import sigma_clip
+from scipy.optimize import nnls
 from scipy.spatial import cKDTree
 
 from rapid.science.background import sep_ready
@@ -33,7 +34,7 @@ class GainMatch:
         Median offset science minus reference of matched stars, less the offset between the
         two PSFs' own centroids (the misregistration ZOGY sees), pixels.
     dx_rms, dy_rms : float
-        Root mean square of those offsets, pixels (the registration noise of ZOGY).
+        Root mean square of those offsets, pixels (RAPID's ``dxrmsfin``, ``dyrmsfin``).
     nmatched : int
         Number of matched stars used.
     method : str
@@ -42,6 +43,9 @@ class GainMatch:
         Science positions and offsets (science minus reference) of the matched stars whose
         ratios survived the clipping, before the offsets' own clipping: what a registration
         fit needs (:func:`rapid.science.registration.fit_registration`).
+    reg_sigma_x, reg_sigma_y : float
+        The registration noise of ZOGY, pixels: the part of the offsets' scatter that the
+        stars' own centroid noise does not explain (:func:`registration_noise`).
     """
 
     flux_ratio: float
@@ -56,6 +60,8 @@ class GainMatch:
     star_y: np.ndarray = field(default_factory=lambda: np.empty(0))
     star_dx: np.ndarray = field(default_factory=lambda: np.empty(0))
     star_dy: np.ndarray = field(default_factory=lambda: np.empty(0))
+    reg_sigma_x: float = 0.0
+    reg_sigma_y: float = 0.0
 
     @property
     def flagged(self) -> bool:
@@ -232,10 +238,47 @@ def gain_match(
     keep = ~(np.ma.getmaskarray(sigma_clip(star_dx, sigma=clip_sigma))
              | np.ma.getmaskarray(sigma_clip(star_dy, sigma=clip_sigma)))
     dx, dy = star_dx[keep], star_dy[keep]
+    fw_s, fw_r = fw[0], fw[-1]
+    centroid_var = ((fw_s * es[i] / fs[i]) ** 2 + (fw_r * er[j] / fr[j]) ** 2)[use][keep]
+    dx_med, dy_med = float(np.median(dx)), float(np.median(dy))
     return GainMatch(
-        flux_ratio=mean, flux_ratio_err=ratio_err,
-        dx_median=float(np.median(dx)), dy_median=float(np.median(dy)),
+        flux_ratio=mean, flux_ratio_err=ratio_err, dx_median=dx_med, dy_median=dy_med,
         dx_rms=float(np.sqrt(np.mean(dx**2))), dy_rms=float(np.sqrt(np.mean(dy**2))),
         nmatched=int(r.size), method="stars", star_x=xy_s[i, 0][use], star_y=xy_s[i, 1][use],
         star_dx=star_dx, star_dy=star_dy,
+        reg_sigma_x=registration_noise(dx, centroid_var),
+        reg_sigma_y=registration_noise(dy, centroid_var),
     )
+
+
+def registration_noise(offsets: np.ndarray, centroid_var: np.ndarray, *,
+                       min_stars: int = 10, per_bin: int = 25) -> float:
+    """The registration error of one axis, net of the stars' centroid noise.
+
+    A matched star's offset holds the registration error at its place and the noise of its
+    two centroids, which grows as (FWHM / S/N)^2: the scatter of faint stars says little about
+    how well a bright static source is subtracted. The stars are grouped by ``centroid_var``
+    (sum over both images of (FWHM / S/N)^2; about ``per_bin`` stars a group, 2 to 10 groups),
+    each group's mean square offset is fitted as ``a + b * centroid_var`` (``b`` >= 0, the
+    unknown constant of the centroid estimator), weighing a group by the inverse variance of
+    its mean square, and ``sqrt(a)`` is returned. Errors that do not fall with S/N
+    (distortions left by the registration, pixel-phase errors of undersampled images) stay in
+    ``a``. With fewer than ``min_stars`` stars, the plain root mean square.
+    """
+    y = np.asarray(offsets, dtype=np.float64) ** 2
+    x = np.asarray(centroid_var, dtype=np.float64)
+    ok = np.isfinite(y) & np.isfinite(x)
+    y, x = y[ok], x[ok]
+    if y.size == 0:
+        return 0.0
+    if y.size < min_stars:
+        return float(np.sqrt(np.mean(y)))
+    groups = np.array_split(np.argsort(x), int(np.clip(y.size // per_bin, 2, 10)))
+    mx = np.array([x[g].mean() for g in groups])
+    my = np.array([y[g].mean() for g in groups])
+    if not my.max() > 0:  # identical positions: no registration error at all
+        return 0.0
+    # a mean of n squared Gaussian deviates has variance 2 mean^2 / n
+    sw = np.sqrt([g.size for g in groups]) / np.maximum(my, 1e-6 * my.max())
+    (a, _b), _ = nnls(np.column_stack([np.ones_like(mx), mx]) * sw[:, None], my * sw)
+    return float(np.sqrt(a))

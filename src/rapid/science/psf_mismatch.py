@@ -13,7 +13,9 @@ PSF error). So it is measured on the matched stars, on the cross-convolved diffe
 whitened, and a PSF error leaves the same fraction of the star in both. For each star the
 largest PSF-fit amplitude of E near it, less its noise, over the star's own amplitude; ``f`` is
 a high quantile of those fractions, so that nearly every star's residual stays within a few
-times its allowance.
+times its allowance. Each star counts by its S/N squared, the inverse variance of its
+fraction: most matched stars are faint, and what noise is left of their residuals after the
+allowance would otherwise set ``f`` (0.09 where the bright stars say 0.01).
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ def psf_mismatch(N: np.ndarray, R: np.ndarray, var_n: np.ndarray, var_r: np.ndar
     flux_ratio : float
         Science flux over reference flux of a star.
     quantile : float, optional
-        Quantile of the stars' fractions returned (0.9).
+        Quantile of the stars' fractions returned, weighed by their S/N squared (0.9).
     min_snr : float, optional
         Stars whose amplitude in E is measured to less than this S/N are not used (30).
     min_stars : int, optional
@@ -66,7 +68,7 @@ def psf_mismatch(N: np.ndarray, R: np.ndarray, var_n: np.ndarray, var_r: np.ndar
     hk = kernel.shape[0] // 2
     half = max(pn.shape[0], pr.shape[0]) // 2 + hk + _REACH + 1
     ny, nx = N.shape
-    fractions = []
+    fractions, snrs = [], []
     for cx, cy in zip(np.rint(np.asarray(x)).astype(int), np.rint(np.asarray(y)).astype(int)):
         if cy - half < 0 or cx - half < 0 or cy + half >= ny or cx + half >= nx:
             continue
@@ -88,6 +90,15 @@ def psf_mismatch(N: np.ndarray, R: np.ndarray, var_n: np.ndarray, var_r: np.ndar
         if not (flux > 0 and noise > 0 and flux >= min_snr * noise):
             continue
         fractions.append(np.sqrt(max(best**2 - (noise_allowance * noise) ** 2, 0.0)) / flux)
+        snrs.append(flux / noise)
     if len(fractions) < min_stars:
         return None
-    return float(np.quantile(fractions, quantile))
+    return weighted_quantile(np.asarray(fractions), np.square(snrs), quantile)
+
+
+def weighted_quantile(values: np.ndarray, weights: np.ndarray, q: float) -> float:
+    """The value below which a fraction ``q`` of the total weight lies (no interpolation)."""
+    order = np.argsort(values)
+    cum = np.cumsum(np.asarray(weights, dtype=np.float64)[order])
+    k = int(np.searchsorted(cum, q * cum[-1]))
+    return float(np.asarray(values)[order][min(k, len(order) - 1)])
