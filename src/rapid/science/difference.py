@@ -376,12 +376,13 @@ def difference_images(sci: Frame, ref: Frame, *,
                   Fr=1.0 / gm.flux_ratio, var_n=var_n, var_r=var_r, sigma_x=sx, sigma_y=sy,
                   flux_noise=flux_noise, kappa3_n=_third_cumulant(sci, bad),
                   phase_psfs=phase_psfs, pd_size=zc.pd_size, device=zc.device, workers=zc.workers)
-        del N, R
         scale = zr.flux_scale()
         pd_fine = (fine_difference_psf(zr.kernel_n, fine_n, zc.pd_size)
                    if fine_n is not None else None)
         noise = DifferenceNoise(kernel_n=zr.kernel_n * scale, kernel_r=zr.kernel_r * scale,
-                                var_n=var_n, var_r=var_r)
+                                var_n=var_n, var_r=var_r, image_n=N, image_r=R,
+                                flux_noise=flux_noise)
+        del N, R
 
         def brightness_at(where: np.ndarray) -> np.ndarray:
             """The brighter of science and scaled reference at the ``where`` pixels."""

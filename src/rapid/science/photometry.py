@@ -32,23 +32,40 @@ class DifferenceNoise:
     the error of the fitted flux, a weighted sum of D pixels, is propagated exactly:
     Var = sum_j var_n(j) (w (x) kernel_n)(j)^2 + the same for R.
 
+    The PSF models' mismatch is part of the model too, as in Scorr's variance
+    (:func:`rapid.science.zogy.zogy`): a static source under the fit leaves ``flux_noise``
+    times its own fitted flux in it, the common part of the two images' contributions
+    ``min(|w . kernel_n (x) N|, |w . kernel_r (x) R|)``, so that a transient on a galaxy core
+    carries that core's subtraction error and one on empty sky none.
+
     Attributes
     ----------
     kernel_n, kernel_r : ndarray
         Odd-sized real-space kernels centred on offset 0, in the units of D.
     var_n, var_r : ndarray
         Per-pixel variances of N and R on D's grid (0 where masked).
+    image_n, image_r : ndarray, optional
+        N and R themselves (background-subtracted, 0 where masked), for the mismatch term.
+    flux_noise : float, optional
+        Fractional PSF-model mismatch of static sources (0: no such term).
     """
 
     kernel_n: np.ndarray
     kernel_r: np.ndarray
     var_n: np.ndarray
     var_r: np.ndarray
+    image_n: np.ndarray | None = None
+    image_r: np.ndarray | None = None
+    flux_noise: float = 0.0
 
     def weighted_sum_variance(self, weights: np.ndarray, y0: int, x0: int) -> float:
         """Variance of ``sum(weights * D[y0:y0 + wy, x0:x0 + wx])``."""
         total = 0.0
-        for kern, var in ((self.kernel_n, self.var_n), (self.kernel_r, self.var_r)):
+        mismatch = self.flux_noise > 0 and self.image_n is not None and self.image_r is not None
+        static = []
+        for kern, var, img in ((self.kernel_n, self.var_n, self.image_n),
+                               (self.kernel_r, self.var_r, self.image_r)):
+            # sum(weights * (kern (x) X)) = sum(X * c) over X's pixels
             c = fftconvolve(weights, kern[::-1, ::-1], mode="full")
             hy, hx = kern.shape[0] // 2, kern.shape[1] // 2
             jy, jx = y0 - hy, x0 - hx
@@ -56,7 +73,12 @@ class DifferenceNoise:
             ys, xs = max(jy, 0), max(jx, 0)
             ye, xe = min(jy + c.shape[0], ny), min(jx + c.shape[1], nx)
             if ye > ys and xe > xs:
-                total += float(np.sum(var[ys:ye, xs:xe] * c[ys - jy:ye - jy, xs - jx:xe - jx] ** 2))
+                cc = c[ys - jy:ye - jy, xs - jx:xe - jx]
+                total += float(np.sum(var[ys:ye, xs:xe] * cc**2))
+                if mismatch:
+                    static.append(abs(float(np.sum(img[ys:ye, xs:xe] * cc))))
+        if mismatch and len(static) == 2:
+            total += (self.flux_noise * min(static)) ** 2
         return total
 
 
