@@ -140,12 +140,13 @@ class ZogyConfig:
         the scatter of the matched stars' offsets that their own centroid noise does not
         explain (:func:`rapid.science.gainmatch.registration_noise`; the plain rms, RAPID's
         ``dxrmsfin``, is mostly the faint stars' centroid noise: 0.029 pixel where the
-        brightest stars scatter by 0.003-0.008 on a simulated ground-based pair). RAPID leaves it out (sigma_x = sigma_y = 0); with it,
-        the residuals of bright stars left by registration and interpolation errors of
-        undersampled images are weighed against their expected size instead of becoming
-        candidates (on simulated Roman images: 0.3 instead of 2.2 false positives per 512^2
-        image, with higher completeness at the same threshold). Only sources in both images
-        are weighed so: a transient keeps its Scorr (see :func:`rapid.science.zogy.zogy`).
+        brightest stars scatter by 0.003-0.008 on a simulated ground-based pair). RAPID leaves
+        it out (sigma_x = sigma_y = 0); with it, the residuals of bright stars left by
+        registration and interpolation errors of undersampled images are weighed against
+        their expected size instead of becoming candidates (on simulated Roman images: 0.3
+        instead of 2.2 false positives per 512^2 image, with higher completeness at the same
+        threshold). Only sources in both images are weighed so: a transient keeps its Scorr
+        (see :func:`rapid.science.zogy.zogy`).
     flux_noise : float
         Fractional PSF-model mismatch of sources present in both images, weighed into Scorr's
         variance (0.1), see :func:`rapid.science.zogy.zogy`. It keeps the wings of bright
@@ -164,8 +165,9 @@ class ZogyConfig:
         Bounds of the measured mismatch (0.01, 0.3): no PSF model is trusted to better than
         1% for the brightest stars, which the matched stars leave out (saturated, or
         brighter than any of them). On a simulated ground-based pair (2048^2, 3000 stars)
-        unmasked stars up to 10^6 ADU leave |Scorr| < 5 with no allowance at all, and a 3%
-        floor lost 6 of 23 transients at S/N >= 10 on galaxy cores; 1% loses 2.
+        unmasked stars up to 10^6 ADU leave |Scorr| < 5 with no allowance at all; with a 3%
+        floor, 6 of the 23 transients on a galaxy core or a star whose S/N in D is >= 10 were
+        lost, with 1% (and the registration noise above) 1.
     flux_noise_min_fwhm : float
         Measure only when both PSFs are at least this wide, pixels (2.0, Nyquist sampling).
         An undersampled PSF's mismatch depends on each star's pixel phase and brightness more
