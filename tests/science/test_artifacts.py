@@ -21,13 +21,16 @@ def _pair(fwhm, seed=8):
                      stars=stars + [(100.5, 140.5, 2500.0)])
     ref = make_frame(rng, shape=SHAPE, fwhm=fwhm * 0.9, sigma=3.0,
                      stars=stars + [(180.0, 60.0, 2500.0)])
-    # cosmic rays: single pixels and a two-pixel track in the science image, a hot pixel in
-    # the reference; each as significant in Scorr as the sources
+    # cosmic rays: single pixels and two- and three-pixel tracks in the science image, a hot
+    # pixel in the reference; each as significant in Scorr as the sources
     data = sci.data.copy()
     for px, py, amp in ((60, 200, 900.0), (200, 200, 700.0), (30, 100, 1500.0)):
         data[py, px] += amp
     data[120, 40] += 600.0
     data[120, 41] += 600.0
+    # a three-pixel L, fainter: one pixel of it is too little of the ray to tell it apart
+    for py, px, amp in ((160, 200, 300.0), (160, 201, 270.0), (161, 200, 350.0)):
+        data[py, px] += amp
     rdata = ref.data.copy()
     rdata[50, 120] += 400.0
     return dataclasses.replace(sci, data=data), dataclasses.replace(ref, data=rdata)
@@ -50,12 +53,12 @@ def test_bright_pixels_dropped_sources_kept_with_a_well_sampled_psf(fwhm):
         assert len(_at(c, x, y, sign)) == 1
         assert c["pixel_score"][_at(c, x, y, sign)[0]] < 0
     for x, y, sign in ((60, 200, 1), (200, 200, 1), (30, 100, 1), (40.5, 120, 1),
-                       (120, 50, -1)):
+                       (200.3, 160.3, 1), (120, 50, -1)):
         k = _at(a, x, y, sign)
         assert len(k) == 1, (x, y)  # detected ...
         assert a["pixel_score"][k[0]] > 3.0
         assert len(_at(c, x, y, sign)) == 0  # ... and dropped
-    assert kept.meta["nartifacts"] == 5
+    assert kept.meta["nartifacts"] == 6
     assert everything.meta["nartifacts"] == 0
 
 
