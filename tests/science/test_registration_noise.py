@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from rapid.science.gainmatch import registration_noise
+from rapid.science.registration import registration_noise
 
 
 def _offsets(rng, n, reg_sigma, k):

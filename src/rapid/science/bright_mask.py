@@ -13,9 +13,10 @@ r**-3 there would mask hundreds of pixels around every saturated star). The halo
 to where that residual drops below the per-pixel noise. F cannot be measured on the saturated
 core; it is fitted to the unsaturated rim as ``median(rim / wing(r_rim))``. A star ten times
 brighter thus gets a halo ``10**(1/3)`` times wider (for r**-3) once it reaches beyond the
-stamp, as the masks of wide-field surveys grow with a star's brightness. The star is centred where the rim is
-brightest and fitted to the rim near it: a dead column or a trail crossing a source is not a
-saturated star at the column's middle whose flux its far-away rim could measure.
+stamp, as the masks of wide-field surveys grow with a star's brightness. The star is centred
+where the rim is brightest and fitted to the rim near it: a dead column or a trail crossing a
+source is not a saturated star at the column's middle whose flux its far-away rim could
+measure.
 """
 
 from __future__ import annotations

@@ -138,7 +138,7 @@ class ZogyConfig:
     astrometric_noise : bool
         Include the registration noise in Scorr's variance, as in the paper's V_ast (True):
         the scatter of the matched stars' offsets that their own centroid noise does not
-        explain (:func:`rapid.science.gainmatch.registration_noise`; the plain rms, RAPID's
+        explain (:func:`rapid.science.registration.registration_noise`; the plain rms, RAPID's
         ``dxrmsfin``, is mostly the faint stars' centroid noise: 0.029 pixel where the
         brightest stars scatter by 0.003-0.008 on a simulated ground-based pair). RAPID leaves
         it out (sigma_x = sigma_y = 0); with it, the residuals of bright stars left by

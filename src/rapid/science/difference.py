@@ -71,9 +71,10 @@ class DifferenceResult:
         ref_bkg_rms, sci_fwhm, ref_fwhm, diff_fwhm, sci_psf_source, ref_psf_source, nmasked,
         detect_threshold, detect_threshold_fading, scorr_skew, false_alarm_threshold (the
         level that ``config.detect.false_alarm_rate`` asks for; NaN when not used),
-        nartifacts (detections dropped as one bright pixel of one image, see
+        nartifacts (detections dropped as one or two bright pixels of one image, see
         :mod:`rapid.science.artifacts`), flux_noise (the PSF-model mismatch weighed into
         Scorr, see :mod:`rapid.science.psf_mismatch`),
+        reg_sigma_x, reg_sigma_y (the registration noise weighed into Scorr, pixels),
         register_dx, register_dy (the registration correction applied at the image centre,
         pixels, science minus reference; 0 when none), register_max (its largest value at a
         corner), register_nstars (stars it was fitted to).
@@ -429,7 +430,7 @@ def difference_images(sci: Frame, ref: Frame, *,
                                   centroid_sigma=max(0.5, diff_fwhm / 2.3548))
         scores = pixel_scores(D, D_unc, zr.Pd, zr.kernel_n, zr.kernel_r, cands["xpeak"],
                               cands["ypeak"], cands["sign"])
-        # cosmic rays and hot pixels: one bright pixel of one image, not a source
+        # cosmic rays and hot pixels: one or two bright pixels of one image, not a source
         artifact = scores > dc.pixel_score_max
         cands, scores = cands[~artifact], scores[~artifact]
 

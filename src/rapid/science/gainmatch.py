@@ -7,13 +7,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import sep
 from astropy.stats import sigma_clip
-from scipy.optimize import nnls
 from scipy.spatial import cKDTree
 
 from rapid.science.background import sep_ready
 from rapid.science.image import Frame
 from rapid.science.psf import fit_psf_fwhm
-from rapid.science.registration import common_offset
+from rapid.science.registration import common_offset, registration_noise
 
 # Brightest sources of each catalog that vote for the common offset: enough to outvote chance
 # pairs in any field, few enough that the vote stays cheap in a crowded one.
@@ -45,7 +44,8 @@ class GainMatch:
         fit needs (:func:`rapid.science.registration.fit_registration`).
     reg_sigma_x, reg_sigma_y : float
         The registration noise of ZOGY, pixels: the part of the offsets' scatter that the
-        stars' own centroid noise does not explain (:func:`registration_noise`).
+        stars' own centroid noise does not explain
+        (:func:`rapid.science.registration.registration_noise`).
     """
 
     flux_ratio: float
@@ -250,35 +250,3 @@ def gain_match(
         reg_sigma_y=registration_noise(dy, centroid_var),
     )
 
-
-def registration_noise(offsets: np.ndarray, centroid_var: np.ndarray, *,
-                       min_stars: int = 10, per_bin: int = 25) -> float:
-    """The registration error of one axis, net of the stars' centroid noise.
-
-    A matched star's offset holds the registration error at its place and the noise of its
-    two centroids, which grows as (FWHM / S/N)^2: the scatter of faint stars says little about
-    how well a bright static source is subtracted. The stars are grouped by ``centroid_var``
-    (sum over both images of (FWHM / S/N)^2; about ``per_bin`` stars a group, 2 to 10 groups),
-    each group's mean square offset is fitted as ``a + b * centroid_var`` (``b`` >= 0, the
-    unknown constant of the centroid estimator), weighing a group by the inverse variance of
-    its mean square, and ``sqrt(a)`` is returned. Errors that do not fall with S/N
-    (distortions left by the registration, pixel-phase errors of undersampled images) stay in
-    ``a``. With fewer than ``min_stars`` stars, the plain root mean square.
-    """
-    y = np.asarray(offsets, dtype=np.float64) ** 2
-    x = np.asarray(centroid_var, dtype=np.float64)
-    ok = np.isfinite(y) & np.isfinite(x)
-    y, x = y[ok], x[ok]
-    if y.size == 0:
-        return 0.0
-    if y.size < min_stars:
-        return float(np.sqrt(np.mean(y)))
-    groups = np.array_split(np.argsort(x), int(np.clip(y.size // per_bin, 2, 10)))
-    mx = np.array([x[g].mean() for g in groups])
-    my = np.array([y[g].mean() for g in groups])
-    if not my.max() > 0:  # identical positions: no registration error at all
-        return 0.0
-    # a mean of n squared Gaussian deviates has variance 2 mean^2 / n
-    sw = np.sqrt([g.size for g in groups]) / np.maximum(my, 1e-6 * my.max())
-    (a, _b), _ = nnls(np.column_stack([np.ones_like(mx), mx]) * sw[:, None], my * sw)
-    return float(np.sqrt(a))

@@ -10,7 +10,9 @@ fit is significant, the reference is resampled once more through the corrected m
 pixel (x, y) takes the reference at the sky position of (x - dx(x, y), y - dy(x, y)).
 
 Offsets larger than the cross-match radius are first found by :func:`common_offset`, a vote over
-the differences of all pairs of bright sources from the two catalogs.
+the differences of all pairs of bright sources from the two catalogs. What is left after the
+registration is weighed by ZOGY's astrometric-noise term, at the size
+:func:`registration_noise` measures.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.optimize import nnls
 from scipy.spatial import cKDTree
 
 
@@ -193,3 +196,36 @@ def fit_registration(x, y, dx, dy, shape, *, clip: float = 3.0,
     sigma = (float(np.sqrt(np.sum(rx[use] ** 2) / dof)), float(np.sqrt(np.sum(ry[use] ** 2) / dof)))
     return Registration(cx=cx, cy=cy, centre=centre, scale=scale, cov=cov, sigma=sigma,
                         nstars=int(use.sum()))
+
+
+def registration_noise(offsets: np.ndarray, centroid_var: np.ndarray, *,
+                       min_stars: int = 10, per_bin: int = 25) -> float:
+    """The registration error of one axis, net of the stars' centroid noise.
+
+    A matched star's offset holds the registration error at its place and the noise of its
+    two centroids, which grows as (FWHM / S/N)^2: the scatter of faint stars says little about
+    how well a bright static source is subtracted. The stars are grouped by ``centroid_var``
+    (sum over both images of (FWHM / S/N)^2; about ``per_bin`` stars a group, 2 to 10 groups),
+    each group's mean square offset is fitted as ``a + b * centroid_var`` (``b`` >= 0, the
+    unknown constant of the centroid estimator), weighing a group by the inverse variance of
+    its mean square, and ``sqrt(a)`` is returned. Errors that do not fall with S/N
+    (distortions left by the registration, pixel-phase errors of undersampled images) stay in
+    ``a``. With fewer than ``min_stars`` stars, the plain root mean square.
+    """
+    y = np.asarray(offsets, dtype=np.float64) ** 2
+    x = np.asarray(centroid_var, dtype=np.float64)
+    ok = np.isfinite(y) & np.isfinite(x)
+    y, x = y[ok], x[ok]
+    if y.size == 0:
+        return 0.0
+    if y.size < min_stars:
+        return float(np.sqrt(np.mean(y)))
+    groups = np.array_split(np.argsort(x), int(np.clip(y.size // per_bin, 2, 10)))
+    mx = np.array([x[g].mean() for g in groups])
+    my = np.array([y[g].mean() for g in groups])
+    if not my.max() > 0:  # identical positions: no registration error at all
+        return 0.0
+    # a mean of n squared Gaussian deviates has variance 2 mean^2 / n
+    sw = np.sqrt([g.size for g in groups]) / np.maximum(my, 1e-6 * my.max())
+    (a, _b), _ = nnls(np.column_stack([np.ones_like(mx), mx]) * sw[:, None], my * sw)
+    return float(np.sqrt(a))
