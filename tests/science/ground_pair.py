@@ -6,7 +6,8 @@ rotated by 90 degrees, mirrored, with another pixel scale, and whose WCS is off 
 arcsecond and 0.02 degree; stars, exponential-disk galaxies, transients (half of them on
 galaxies), fading stars, cosmic rays in the science exposure and a dead column written as
 zeros; optionally the reference's corner outside its footprint filled with zeros, as coadds and
-drizzled images do.
+drizzled images do, and a science PSF whose width varies across the field, as a wide-field
+camera's does.
 """
 
 from __future__ import annotations
@@ -69,10 +70,12 @@ def _add(img, x, y, stamp):
 
 
 def write_ground_pair(directory, *, seed=1, size=1024, nstars=800, ngal=100, ntransients=40,
-                      ncosmics=80, ref_fill=0) -> GroundTruth:
+                      ncosmics=80, ref_fill=0, psf_gradient=0.0) -> GroundTruth:
     """Write ``sci.fits`` and ``ref.fits`` to ``directory``; return the truth.
 
-    ``ref_fill`` > 0 sets the reference's pixels with x + y < ref_fill to zero."""
+    ``ref_fill`` > 0 sets the reference's pixels with x + y < ref_fill to zero.
+    ``psf_gradient`` g makes the science FWHM 4.2 (1 + g (x + y - size) / size) pixels: from
+    1 - g times the centre's at the corner (0, 0) to 1 + g at the opposite one."""
     rng = np.random.default_rng(seed)
     ra0, dec0 = 150.0, 2.0
     sci_shape = (size, size)
@@ -93,9 +96,13 @@ def write_ground_pair(directory, *, seed=1, size=1024, nstars=800, ngal=100, ntr
     gflux = 10 ** (-0.4 * (17 + 5 * rng.random(ngal) - 30))
     gre, gq, gpa = rng.uniform(2, 8, ngal), rng.uniform(0.4, 1, ngal), rng.uniform(0, np.pi, ngal)
     sig_sky = np.sqrt(SKY / GAIN + (READ_NOISE / GAIN) ** 2)
-    sci_psf = _moffat(4.2, 2.5, 0.1, 0.5)
-    ref_psf = _moffat(1.0 / REF_SCALE, 3.0)
-    stamp = _sampled(sci_psf, 0, 0, 20)
+    def sci_psf(x, y):
+        return _moffat(4.2 * (1 + psf_gradient * (x + y - size) / size), 2.5, 0.1, 0.5)
+
+    def ref_psf(x, y):
+        return _moffat(1.0 / REF_SCALE, 3.0)
+
+    stamp = _sampled(sci_psf(size / 2, size / 2), 0, 0, 20)
     nea = stamp.sum() ** 2 / np.sum(stamp**2)
     half = ntransients // 2
     host = rng.choice(ngal, half, replace=False)
@@ -118,15 +125,14 @@ def write_ground_pair(directory, *, seed=1, size=1024, nstars=800, ngal=100, ntr
         px, py = w.all_world2pix(ra_s, dec_s, 0)
         for k in np.flatnonzero((px > -30) & (px < shape[1] + 30) & (py > -30)
                                 & (py < shape[0] + 30)):
-            st = _sampled(psf, px[k] - np.floor(px[k] + 0.5), py[k] - np.floor(py[k] + 0.5), 20)
+            st = _sampled(psf(px[k], py[k]), px[k] - np.floor(px[k] + 0.5),
+                          py[k] - np.floor(py[k] + 0.5), 20)
             _add(img, px[k], py[k], star_flux[k] * st / st.sum())
         # galaxies: the profile is defined in science pixels, seen through this grid's Jacobian
         c = np.array([[shape[1] / 2, shape[0] / 2]])
         sky = w.all_pix2world(np.vstack([c, c + [1, 0], c + [0, 1]]), 0)
         p = wsci.all_world2pix(sky, 0)
         jac = np.array([p[1] - p[0], p[2] - p[0]]).T
-        psf_stamp = _sampled(psf, 0, 0, 20)
-        psf_stamp /= psf_stamp.sum()
         gpx, gpy = w.all_world2pix(ra_g, dec_g, 0)
         for k in np.flatnonzero((gpx > -30) & (gpx < shape[1] + 30) & (gpy > -30)
                                 & (gpy < shape[0] + 30)):
@@ -137,10 +143,12 @@ def write_ground_pair(directory, *, seed=1, size=1024, nstars=800, ngal=100, ntr
                 return np.exp(-1.678 * np.hypot(u * c + v * s, (-u * s + v * c) / gq[k]) / gre[k])
             ix, iy = np.floor(gpx[k] + 0.5), np.floor(gpy[k] + 0.5)
             g = _sampled(disk, gpx[k] - ix, gpy[k] - iy, 25)
-            _add(img, gpx[k], gpy[k], gflux[k] * fftconvolve(g / g.sum(), psf_stamp, mode="same"))
+            psf_stamp = _sampled(psf(gpx[k], gpy[k]), 0, 0, 20)
+            _add(img, gpx[k], gpy[k],
+                 gflux[k] * fftconvolve(g / g.sum(), psf_stamp / psf_stamp.sum(), mode="same"))
         if with_transients:
             for x, y, f in zip(tx, ty, tflux):
-                st = _sampled(psf, x - np.floor(x + 0.5), y - np.floor(y + 0.5), 20)
+                st = _sampled(psf(x, y), x - np.floor(x + 0.5), y - np.floor(y + 0.5), 20)
                 _add(img, x, y, f * st / st.sum())
         yy, xx = np.mgrid[0:shape[0], 0:shape[1]]
         total = img + SKY * (1 + 0.05 * xx / shape[1] - 0.03 * yy / shape[0])

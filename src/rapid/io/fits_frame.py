@@ -17,6 +17,7 @@ from __future__ import annotations
 import io
 import os
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -163,7 +164,9 @@ def read_psfs(path: str | os.PathLike | io.IOBase) -> tuple[np.ndarray, FinePsf 
 
 
 def psf_fits_bytes(native: np.ndarray, fine: FinePsf | None = None, *,
-                   header: dict[str, Any] | None = None) -> bytes:
+                   header: dict[str, Any] | None = None,
+                   cells: tuple[Sequence[np.ndarray], Sequence[int], Sequence[int]] | None = None,
+                   ) -> bytes:
     """A PSF file that :func:`read_psfs` reads back: the native stamp and the fine PSF.
 
     Parameters
@@ -177,6 +180,11 @@ def psf_fits_bytes(native: np.ndarray, fine: FinePsf | None = None, *,
     header : dict, optional
         Extra keywords for both HDUs (name -> value, or name -> (value, comment)); a
         PSFSCALE (sample spacing) is divided by the factor in the fine HDU.
+    cells : tuple, optional
+        (stamps, y_edges, x_edges) of a PSF that varies across the image: one stamp per cell
+        of the grid the edges give (row-major), written as a cube to an HDU named 'CELLS'
+        whose keywords YEDGEi and XEDGEi hold the edges (pixels, zero-based; cell (i, j) is
+        rows YEDGEi .. YEDGE(i+1) - 1, columns XEDGEj .. XEDGE(j+1) - 1).
 
     Returns
     -------
@@ -195,6 +203,14 @@ def psf_fits_bytes(native: np.ndarray, fine: FinePsf | None = None, *,
         fdata = np.asarray(fine.data, dtype=np.float64)
         hdus.append(fits.ImageHDU((fdata / fdata.sum()).astype(np.float32), header=fhdr,
                                   name="OVERSAMP"))
+    if cells is not None:
+        stamps, y_edges, x_edges = cells
+        chdr = fits.Header()
+        for axis, edges in (("Y", y_edges), ("X", x_edges)):
+            for i, edge in enumerate(edges):
+                chdr[f"{axis}EDGE{i}"] = (int(edge), f"cell boundary along {axis.lower()}")
+        hdus.append(fits.ImageHDU(np.asarray(np.stack(stamps), dtype=np.float32), header=chdr,
+                                  name="CELLS"))
     sink = io.BytesIO()
     fits.HDUList(hdus).writeto(sink, output_verify="silentfix")
     return sink.getvalue()

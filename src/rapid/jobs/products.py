@@ -39,10 +39,11 @@ class ProductWriter:
         return self.put(name, filename, fits_bytes(data, wcs, header=header))
 
     def put_psf(self, name: str, filename: str, psf: np.ndarray,
-                fine: FinePsf | None = None) -> Product:
-        """A PSF file: the stamp at pixel centres and, when given, its finer sampling (see
+                fine: FinePsf | None = None, cells=None) -> Product:
+        """A PSF file: the stamp at pixel centres and, when given, its finer sampling and the
+        PSFs of the cells of an image whose PSF varies (see
         :func:`rapid.io.fits_frame.psf_fits_bytes`)."""
-        return self.put(name, filename, psf_fits_bytes(psf, fine))
+        return self.put(name, filename, psf_fits_bytes(psf, fine, cells=cells))
 
     def put_table(self, name: str, filename: str, table) -> Product:  # astropy Table
         """A table as Parquet."""

@@ -54,6 +54,19 @@ class PsfConfig:
         in the difference as a square ring of candidates.
     max_size : int
         Largest side of an estimated PSF stamp, odd (61).
+    cell_size : int
+        An estimated PSF is also fitted across the image, in cells about this many pixels wide
+        (512; 0: never), and where it varies the difference runs cell by cell with the local
+        PSFs (:mod:`rapid.science.psf_cells`). RAPID uses one PSF per image.
+    cell_min_variation : float
+        Smallest relative L2 difference between a cell's PSF and the image's that makes the
+        cells worth it (0.015); the moments behind it must also differ by ``cell_nsigma``
+        (5) of their errors.
+    cell_nsigma : float
+        See ``cell_min_variation``.
+    cell_stars_per_term : int
+        Isolated PSF stars needed per term of the polynomial the stars' moments are fitted
+        with (10): quadratic from 60 stars, linear from 30, none below.
     """
 
     size: int = 25
@@ -61,6 +74,10 @@ class PsfConfig:
     fallback_fwhm: float = 2.0
     stamp_fwhms: float = 8.0
     max_size: int = 61
+    cell_size: int = 512
+    cell_min_variation: float = 0.015
+    cell_nsigma: float = 5.0
+    cell_stars_per_term: int = 10
 
 
 @dataclass(frozen=True)

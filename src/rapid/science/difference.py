@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
-from astropy.table import Table
+from astropy.table import Table, vstack
 from astropy.wcs import WCS
 
 from rapid.science.artifacts import pixel_scores
@@ -36,9 +36,10 @@ from rapid.science.phases import (HALF_PIXEL_PHASES, false_alarm_threshold,
                                   gradient_variance, psf_at_phase)
 from rapid.science.photometry import DifferenceNoise, measure_candidates
 from rapid.science.psf import estimate_psf, fit_psf_fwhm, gaussian_psf
+from rapid.science.psf_cells import CellGrid, PsfCells, psf_cells
 from rapid.science.psf_mismatch import psf_mismatch
 from rapid.science.registration import fit_registration
-from rapid.science.zogy import zogy
+from rapid.science.zogy_cells import zogy_cells
 
 
 # Largest move of the detection thresholds, in sigma, that the skewness correction may make
@@ -73,7 +74,9 @@ class DifferenceResult:
         level that ``config.detect.false_alarm_rate`` asks for; NaN when not used),
         nartifacts (detections dropped as one or two bright pixels of one image, see
         :mod:`rapid.science.artifacts`), flux_noise (the PSF-model mismatch weighed into
-        Scorr, see :mod:`rapid.science.psf_mismatch`),
+        Scorr, see :mod:`rapid.science.psf_mismatch`), psf_cells (cells the difference ran in), psf_variation_sci,
+        psf_variation_ref (largest relative L2 difference of a cell's PSF from the image's;
+        0 for a PSF that came with its image),
         reg_sigma_x, reg_sigma_y (the registration noise weighed into Scorr, pixels),
         register_dx, register_dy (the registration correction applied at the image centre,
         pixels, science minus reference; 0 when none), register_max (its largest value at a
@@ -82,6 +85,11 @@ class DifferenceResult:
         Wall seconds per step.
     gain : GainMatch
         The gain-match outcome (after the registration correction, when one was made).
+    cells : CellGrid
+        The cells the difference ran in (one, unless an estimated PSF varies across the image;
+        see :mod:`rapid.science.psf_cells`).
+    cell_psfs : tuple of ndarray
+        D's PSF in each cell, in the grid's order (``diff.psf`` is the central cell's).
     """
 
     diff: Frame
@@ -91,6 +99,15 @@ class DifferenceResult:
     meta: dict[str, Any] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     gain: GainMatch | None = None
+    cells: CellGrid | None = None
+    cell_psfs: tuple[np.ndarray, ...] = ()
+
+    def psf_cells_product(self):
+        """(stamps, y_edges, x_edges) of D's PSF per cell for the PSF product, or None when
+        the difference ran in one cell (see :func:`rapid.io.fits_frame.psf_fits_bytes`)."""
+        if self.cells is None or self.cells.ncells == 1:
+            return None
+        return self.cell_psfs, self.cells.y_edges, self.cells.x_edges
 
 
 def same_grid(a: WCS, shape_a, b: WCS, shape_b) -> bool:
@@ -247,6 +264,13 @@ def _third_cumulant(frame: Frame, bad: np.ndarray) -> float:
     return max(level, 0.0) / (e * e)
 
 
+def _rows_by_cell(grid: CellGrid, x, y):
+    """(cell, row indices) for each cell that holds some of the positions."""
+    where = grid.index(np.asarray(x, float), np.asarray(y, float))
+    for c in np.unique(where):
+        yield int(c), np.flatnonzero(where == c)
+
+
 def _robust_std(values: np.ndarray) -> float:
     if values.size == 0:
         return float("nan")
@@ -349,6 +373,15 @@ def difference_images(sci: Frame, ref: Frame, *,
     var_n[bad] = 0.0
     var_r[bad] = 0.0
     fwhm_n, fwhm_r = fit_psf_fwhm(psf_n), fit_psf_fwhm(psf_r)
+    pcfg = cfg.psf
+    with timed("psf"):
+        # after the registration: the cells' reference PSFs come from the final resampling
+        cells = (psf_cells(sci_b if src_n == "estimated" else None,
+                           ref_b if src_r == "estimated" else None, psf_n, psf_r, sci.shape,
+                           cell_size=pcfg.cell_size, stars_per_term=pcfg.cell_stars_per_term,
+                           nsigma=pcfg.cell_nsigma, min_variation=pcfg.cell_min_variation)
+                 if pcfg.cell_size > 0 else PsfCells(CellGrid.whole(sci.shape), (psf_n,), (psf_r,)))
+    grid = cells.grid
 
     dc = cfg.detect
     if not (np.isfinite(dc.false_alarm_rate) and dc.false_alarm_rate >= 0):
@@ -369,20 +402,23 @@ def difference_images(sci: Frame, ref: Frame, *,
         flux_noise = zc.flux_noise
         sampled = min(fwhm_n, fwhm_r) >= zc.flux_noise_min_fwhm
         if zc.flux_noise_from_stars and sampled and zc.flux_noise > 0 and gm.method == "stars":
-            measured = psf_mismatch(N, R, var_n, var_r, psf_n, psf_r, gm.star_x, gm.star_y,
-                                    gm.flux_ratio)
+            # each star differenced with its own cell's PSFs
+            measured = psf_mismatch(N, R, var_n, var_r, cells.psfs_n, cells.psfs_r, gm.star_x,
+                                    gm.star_y, gm.flux_ratio, cells=grid)
             if measured is not None:
                 flux_noise = min(max(measured, zc.flux_noise_min), zc.flux_noise_max)
-        zr = zogy(N, R, psf_n, psf_r, sigma_n=sigma_n, sigma_r=sigma_r, Fn=1.0,
-                  Fr=1.0 / gm.flux_ratio, var_n=var_n, var_r=var_r, sigma_x=sx, sigma_y=sy,
-                  flux_noise=flux_noise, kappa3_n=_third_cumulant(sci, bad),
-                  phase_psfs=phase_psfs, pd_size=zc.pd_size, device=zc.device, workers=zc.workers)
+        cz = zogy_cells(N, R, grid, cells.psfs_n, cells.psfs_r, sigma_n=sigma_n,
+                        sigma_r=sigma_r, Fn=1.0, Fr=1.0 / gm.flux_ratio, var_n=var_n,
+                        var_r=var_r, sigma_x=sx, sigma_y=sy, flux_noise=flux_noise,
+                        kappa3_n=_third_cumulant(sci, bad), phase_psfs=phase_psfs,
+                        pd_size=zc.pd_size, device=zc.device, workers=zc.workers)
+        zr = cz.whole
         scale = zr.flux_scale()
-        pd_fine = (fine_difference_psf(zr.kernel_n, fine_n, zc.pd_size)
-                   if fine_n is not None else None)
-        noise = DifferenceNoise(kernel_n=zr.kernel_n * scale, kernel_r=zr.kernel_r * scale,
-                                var_n=var_n, var_r=var_r, image_n=N, image_r=R,
-                                flux_noise=flux_noise)
+        pd_fines = [fine_difference_psf(k.kernel_n, fine_n, zc.pd_size)
+                    if fine_n is not None else None for k in cz.cells]
+        noises = [DifferenceNoise(kernel_n=k.kernel_n * scale, kernel_r=k.kernel_r * scale,
+                                  var_n=var_n, var_r=var_r, image_n=N, image_r=R,
+                                  flux_noise=flux_noise) for k in cz.cells]
         del N, R
 
         def brightness_at(where: np.ndarray) -> np.ndarray:
@@ -410,9 +446,11 @@ def difference_images(sci: Frame, ref: Frame, *,
         level = dc.threshold
         fa_level = float("nan")
         if dc.false_alarm_rate > 0:
-            lam = (gradient_variance(pd_fine.data, pd_fine.factor) if pd_fine is not None
-                   else gradient_variance(zr.Pd))
-            fa_level = false_alarm_threshold(lam, dc.false_alarm_rate)
+            # the cell whose D PSF is sharpest has the most noise peaks: its level holds for all
+            fa_level = max(false_alarm_threshold(
+                gradient_variance(pf.data, pf.factor) if pf is not None
+                else gradient_variance(k.Pd), dc.false_alarm_rate)
+                for k, pf in zip(cz.cells, pd_fines))
             level = max(level, fa_level)
         # Cornish-Fisher: the quantile of a skewed law at the Gaussian's tail probability.
         # The expansion holds for a slight skew (sky-limited Poisson noise moves the levels
@@ -428,17 +466,32 @@ def difference_images(sci: Frame, ref: Frame, *,
                                   deblend_nthresh=dc.deblend_nthresh,
                                   deblend_cont=dc.deblend_cont,
                                   centroid_sigma=max(0.5, diff_fwhm / 2.3548))
-        scores = pixel_scores(D, D_unc, zr.Pd, zr.kernel_n, zr.kernel_r, cands["xpeak"],
-                              cands["ypeak"], cands["sign"])
+        scores = np.zeros(len(cands))
+        for c, rows in _rows_by_cell(grid, cands["xpeak"], cands["ypeak"]):
+            k = cz.cells[c]
+            scores[rows] = pixel_scores(D, D_unc, k.Pd, k.kernel_n, k.kernel_r,
+                                        cands["xpeak"][rows], cands["ypeak"][rows],
+                                        cands["sign"][rows])
         # cosmic rays and hot pixels: one or two bright pixels of one image, not a source
         artifact = scores > dc.pixel_score_max
         cands, scores = cands[~artifact], scores[~artifact]
 
     pc = cfg.photometry
     with timed("photometry"):
-        table = measure_candidates(D, D_unc, zr.Pd, cands, sci.wcs, mask=mask,
-                                   fit_shape=pc.fit_shape, aperture_radii=pc.aperture_radii,
-                                   max_shift=pc.max_shift, noise=noise, psf_fine=pd_fine)
+        parts, order = [], []
+        for c, rows in _rows_by_cell(grid, cands["x"], cands["y"]):
+            parts.append(measure_candidates(D, D_unc, cz.cells[c].Pd, cands[rows], sci.wcs,
+                                            mask=mask, fit_shape=pc.fit_shape,
+                                            aperture_radii=pc.aperture_radii,
+                                            max_shift=pc.max_shift, noise=noises[c],
+                                            psf_fine=pd_fines[c]))
+            order.append(rows)
+        if len(parts) > 1:
+            table = vstack(parts)[np.argsort(np.concatenate(order), kind="stable")]
+        else:
+            table = parts[0] if parts else measure_candidates(
+                D, D_unc, zr.Pd, cands, sci.wcs, mask=mask, fit_shape=pc.fit_shape,
+                aperture_radii=pc.aperture_radii, max_shift=pc.max_shift)
         table["pixel_score"] = scores.astype(np.float32)
         if len(table):
             # a fit may drift (<= max_shift) onto a masked pixel: such candidates are dropped
@@ -465,11 +518,14 @@ def difference_images(sci: Frame, ref: Frame, *,
         "nmasked": int(mask.sum()), "detect_threshold": float(thresh),
         "detect_threshold_fading": float(thresh_fading), "scorr_skew": zr.skew,
         "false_alarm_threshold": fa_level, "nartifacts": int(artifact.sum()),
-        "flux_noise": flux_noise,
+        "flux_noise": flux_noise, "psf_cells": grid.ncells, "psf_variation_sci": cells.variation_n,
+        "psf_variation_ref": cells.variation_r,
         "register_dx": reg_dx, "register_dy": reg_dy, "register_max": reg_max,
         "register_nstars": registration.nstars if registration is not None else 0,
     }
-    diff = Frame(data=D, wcs=sci.wcs, psf=zr.Pd, unc=D_unc, mask=mask, psf_fine=pd_fine,
+    diff = Frame(data=D, wcs=sci.wcs, psf=zr.Pd, unc=D_unc, mask=mask,
+                 psf_fine=pd_fines[grid.central()],
                  meta={k: sci.meta[k] for k in ("filter", "mjdobs", "zptmag") if k in sci.meta})
     return DifferenceResult(diff=diff, scorr=scorr, ref_resampled=ref_rs, candidates=table,
-                            meta=meta, timings=timings, gain=gm)
+                            meta=meta, timings=timings, gain=gm, cells=grid,
+                            cell_psfs=tuple(k.Pd for k in cz.cells))

@@ -198,7 +198,8 @@ def _write_difference(spec: ScienceSpec, sci: Frame, result, out: ProductWriter)
     out.put_image("diffimage", "diffimage_masked.fits", diff.data, diff.wcs, header=header)
     out.put_image("diffimage_unc", "diffimage_uncert_masked.fits", diff.unc, diff.wcs,
                   header={"BUNIT": "DN/s"})
-    out.put_psf("diffpsf", "diffpsf.fits", diff.psf, diff.psf_fine)
+    out.put_psf("diffpsf", "diffpsf.fits", diff.psf, diff.psf_fine,
+                cells=result.psf_cells_product())
     out.put_image("scorr", "scorrimage_masked.fits", result.scorr, diff.wcs)
     out.put_image("refimage_resampled", "refimage_resampled.fits", result.ref_resampled.data,
                   diff.wcs)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import sep
 from scipy import ndimage, optimize
@@ -169,6 +171,77 @@ def fit_psf_fwhm(psf: np.ndarray) -> float:
     return float(abs(res.x[3]) * FWHM_PER_SIGMA)
 
 
+@dataclass
+class PsfStars:
+    """Stars an image's PSF can be estimated from (see :func:`find_psf_stars`).
+
+    Attributes
+    ----------
+    image : ndarray
+        The frame's data ready for sep (bad pixels at 0).
+    bad : ndarray
+        Its bad-pixel map.
+    objects : ndarray
+        sep's detections.
+    flux : ndarray
+        Their fluxes in a 3-pixel aperture.
+    usable : ndarray
+        Boolean: bright enough, unflagged and unsaturated.
+    """
+
+    image: np.ndarray
+    bad: np.ndarray
+    objects: np.ndarray
+    flux: np.ndarray
+    usable: np.ndarray
+
+
+def find_psf_stars(frame: Frame, *, min_snr: float = 50.0,
+                   saturation_fraction: float = 0.8) -> PsfStars:
+    """Detect the sources of a background-subtracted frame and mark the usable PSF stars.
+
+    Parameters
+    ----------
+    frame : Frame
+        Background-subtracted image.
+    min_snr : float, optional
+        Smallest S/N of a usable star (50).
+    saturation_fraction : float, optional
+        Stars peaking above this fraction of ``frame.meta["saturation"]`` are not usable (0.8).
+
+    Returns
+    -------
+    PsfStars
+
+    Raises
+    ------
+    ValueError
+        When the frame has no noise estimate or no source is found.
+    """
+    bad = frame.bad()
+    arr = sep_ready(frame.data, bad)
+    rms = float(np.std(arr[~bad])) if (~bad).any() else 0.0
+    good = arr[~bad]
+    if good.size:
+        mad = np.median(np.abs(good - np.median(good)))
+        rms = 1.4826 * mad if mad > 0 else rms
+    if not rms > 0:
+        raise ValueError("frame has no noise estimate (empty or constant)")
+    try:
+        objs = sep.extract(arr, 5.0, err=rms, mask=bad, minarea=5)
+    except Exception as exc:
+        raise ValueError(f"source extraction failed: {exc}") from exc
+    if len(objs) == 0:
+        raise ValueError("no stars found")
+    flux, _, _ = sep.sum_circle(arr, objs["x"], objs["y"], 3.0, err=rms, mask=bad)
+    snr = flux / (rms * np.sqrt(np.pi * 9.0))
+    usable = (objs["flag"] == 0) & (snr > min_snr)
+    sat = frame.meta.get("saturation")
+    if sat:
+        usable &= objs["peak"] < saturation_fraction * float(sat)
+    return PsfStars(image=arr, bad=bad, objects=objs, flux=flux, usable=usable)
+
+
 def estimate_psf(
     frame: Frame, *, size: int = 25, max_stars: int = 50, min_stars: int = 3,
     min_snr: float = 50.0, saturation_fraction: float = 0.8, span_fwhm: float = 0.0,
@@ -206,57 +279,48 @@ def estimate_psf(
     """
     if size < 3 or size % 2 == 0:
         raise ValueError(f"size must be odd and >= 3, got {size}")
-    bad = frame.bad()
-    arr = sep_ready(frame.data, bad)
-    rms = float(np.std(arr[~bad])) if (~bad).any() else 0.0
-    good = arr[~bad]
-    if good.size:
-        mad = np.median(np.abs(good - np.median(good)))
-        rms = 1.4826 * mad if mad > 0 else rms
-    if not rms > 0:
-        raise ValueError("frame has no noise estimate (empty or constant)")
-    try:
-        objs = sep.extract(arr, 5.0, err=rms, mask=bad, minarea=5)
-    except Exception as exc:
-        raise ValueError(f"source extraction failed: {exc}") from exc
-    if len(objs) == 0:
-        raise ValueError("no stars found")
-    x, y = objs["x"], objs["y"]
-    flux, _, _ = sep.sum_circle(arr, x, y, 3.0, err=rms, mask=bad)
-    snr = flux / (rms * np.sqrt(np.pi * 9.0))
-    usable = (objs["flag"] == 0) & (snr > min_snr)
-    sat = frame.meta.get("saturation")
-    if sat:
-        usable &= objs["peak"] < saturation_fraction * float(sat)
-    psf = _stack_stars(arr, bad, objs, flux, usable, size, max_stars, min_stars)
+    stars = find_psf_stars(frame, min_snr=min_snr, saturation_fraction=saturation_fraction)
+    psf = stack_stars(star_stamps(stars, size, max_stars), min_stars)
     if span_fwhm > 0:
         wide = min(max_size, 2 * int(np.ceil(span_fwhm * fit_psf_fwhm(psf) / 2)) + 1)
         if wide > size:
             try:
-                psf = _stack_stars(arr, bad, objs, flux, usable, wide, max_stars, min_stars)
+                psf = stack_stars(star_stamps(stars, wide, max_stars), min_stars)
             except ValueError:  # too few stars isolated over the wider stamp
                 pass
     return psf
 
 
-def _stack_stars(arr, bad, objs, flux, usable, size, max_stars, min_stars) -> np.ndarray:
-    """Median stack of the brightest ``usable`` stars isolated over a ``size`` stamp."""
+def isolated_stars(stars: PsfStars, size: int, select: np.ndarray | None = None) -> np.ndarray:
+    """Indices of the usable stars isolated over a ``size`` stamp, brightest first.
+
+    A star is isolated when no other detection lies within half the stamp and no masked pixel
+    (saturated core, bad column) within the stamp; ``select`` (boolean, one per detection)
+    restricts the stars further, e.g. to a region of the image.
+    """
+    arr, bad, objs = stars.image, stars.bad, stars.objects
     h = size // 2
     ny, nx = arr.shape
     x, y = objs["x"], objs["y"]
-    keep = usable & (x > h + 1) & (x < nx - h - 2) & (y > h + 1) & (y < ny - h - 2)
-    # isolated: no other detection within the stamp half-size
+    keep = stars.usable & (x > h + 1) & (x < nx - h - 2) & (y > h + 1) & (y < ny - h - 2)
+    if select is not None:
+        keep &= select
     tree = cKDTree(np.column_stack([x, y]))
     counts = np.array([len(n) for n in tree.query_ball_point(np.column_stack([x, y]), h)])
     keep &= counts == 1
-    # masked pixels near a star (saturated core, bad column) spoil its stamp
     bad_near = ndimage.maximum_filter(bad.astype(np.uint8), size=size)
     keep &= bad_near[np.round(y).astype(int).clip(0, ny - 1),
                      np.round(x).astype(int).clip(0, nx - 1)] == 0
     idx = np.flatnonzero(keep)
-    idx = idx[np.argsort(-flux[idx])][:max_stars]
-    if idx.size < min_stars:
-        raise ValueError(f"only {idx.size} isolated bright stars, need {min_stars}")
+    return idx[np.argsort(-stars.flux[idx])]
+
+
+def cut_stamps(stars: PsfStars, idx: np.ndarray, size: int) -> np.ndarray:
+    """``size`` stamps of the stars ``idx``, centred on their windowed centroids (cubic
+    spline) and normalised to sum 1; shape (n, size, size)."""
+    arr, objs = stars.image, stars.objects
+    x, y = objs["x"], objs["y"]
+    h = size // 2
     stamps = []
     for i in idx:
         ix, iy = int(round(x[i])), int(round(y[i]))
@@ -271,7 +335,16 @@ def _stack_stars(arr, bad, objs, flux, usable, size, max_stars, min_stars) -> np
         tot = shifted.sum()
         if tot > 0:
             stamps.append(shifted / tot)
+    return np.array(stamps).reshape(len(stamps), size, size)
+
+
+def star_stamps(stars: PsfStars, size: int, max_stars: int) -> np.ndarray:
+    """Stamps (see :func:`cut_stamps`) of the brightest ``max_stars`` isolated stars."""
+    return cut_stamps(stars, isolated_stars(stars, size)[:max_stars], size)
+
+
+def stack_stars(stamps: np.ndarray, min_stars: int) -> np.ndarray:
+    """The recentred median of star stamps; ValueError when fewer than ``min_stars``."""
     if len(stamps) < min_stars:
-        raise ValueError(f"only {len(stamps)} usable star stamps, need {min_stars}")
-    psf = np.median(np.array(stamps), axis=0)
-    return recentre_psf(psf)
+        raise ValueError(f"only {len(stamps)} isolated bright stars, need {min_stars}")
+    return recentre_psf(np.median(stamps, axis=0))

@@ -29,7 +29,7 @@ _REACH = 2
 
 
 def psf_mismatch(N: np.ndarray, R: np.ndarray, var_n: np.ndarray, var_r: np.ndarray,
-                 Pn: np.ndarray, Pr: np.ndarray, x, y, flux_ratio: float, *,
+                 Pn, Pr, x, y, flux_ratio: float, *, cells=None,
                  quantile: float = 0.9, min_snr: float = 30.0, min_stars: int = 5,
                  noise_allowance: float = 3.0) -> float | None:
     """The fraction ``f`` of a static star's flux its difference leaves (see module notes).
@@ -40,12 +40,15 @@ def psf_mismatch(N: np.ndarray, R: np.ndarray, var_n: np.ndarray, var_r: np.ndar
         Background-subtracted science image and reference on its grid (0 where bad).
     var_n, var_r : ndarray
         Their per-pixel variances (0 where bad).
-    Pn, Pr : ndarray
-        Their PSF stamps (odd sides).
+    Pn, Pr : ndarray or sequence of ndarray
+        Their PSF stamps (odd sides); with ``cells``, one per cell.
     x, y : array_like
         Positions of matched, isolated, unsaturated stars on the science grid.
     flux_ratio : float
         Science flux over reference flux of a star.
+    cells : rapid.science.psf_cells.CellGrid, optional
+        Cells with PSFs of their own: each star is differenced with its cell's, and ``f``
+        is taken over the stars of all cells.
     quantile : float, optional
         Quantile of the stars' fractions returned, weighed by their S/N squared (0.9).
     min_snr : float, optional
@@ -60,6 +63,26 @@ def psf_mismatch(N: np.ndarray, R: np.ndarray, var_n: np.ndarray, var_r: np.ndar
     -------
     float or None
     """
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    if cells is None:
+        where, Pn, Pr = np.zeros(len(x), dtype=int), [Pn], [Pr]
+    else:
+        where = cells.index(x, y)
+    fractions, snrs = [], []
+    for c in np.unique(where):
+        sel = where == c
+        f, s = _star_residuals(N, R, var_n, var_r, Pn[c], Pr[c], x[sel], y[sel], flux_ratio,
+                               min_snr=min_snr, noise_allowance=noise_allowance)
+        fractions += f
+        snrs += s
+    if len(fractions) < min_stars:
+        return None
+    return weighted_quantile(np.asarray(fractions), np.square(snrs), quantile)
+
+
+def _star_residuals(N, R, var_n, var_r, Pn, Pr, x, y, flux_ratio: float, *, min_snr: float,
+                    noise_allowance: float) -> tuple[list[float], list[float]]:
+    """Each usable star's residual fraction and S/N (see :func:`psf_mismatch`)."""
     pn = np.asarray(Pn, dtype=np.float64) / np.sum(Pn)
     pr = np.asarray(Pr, dtype=np.float64) / np.sum(Pr)
     kernel = fftconvolve(pn, pr)
@@ -69,7 +92,7 @@ def psf_mismatch(N: np.ndarray, R: np.ndarray, var_n: np.ndarray, var_r: np.ndar
     half = max(pn.shape[0], pr.shape[0]) // 2 + hk + _REACH + 1
     ny, nx = N.shape
     fractions, snrs = [], []
-    for cx, cy in zip(np.rint(np.asarray(x)).astype(int), np.rint(np.asarray(y)).astype(int)):
+    for cx, cy in zip(np.rint(x).astype(int), np.rint(y).astype(int)):
         if cy - half < 0 or cx - half < 0 or cy + half >= ny or cx + half >= nx:
             continue
         box = np.s_[cy - half:cy + half + 1, cx - half:cx + half + 1]
@@ -91,9 +114,7 @@ def psf_mismatch(N: np.ndarray, R: np.ndarray, var_n: np.ndarray, var_r: np.ndar
             continue
         fractions.append(np.sqrt(max(best**2 - (noise_allowance * noise) ** 2, 0.0)) / flux)
         snrs.append(flux / noise)
-    if len(fractions) < min_stars:
-        return None
-    return weighted_quantile(np.asarray(fractions), np.square(snrs), quantile)
+    return fractions, snrs
 
 
 def weighted_quantile(values: np.ndarray, weights: np.ndarray, q: float) -> float:

@@ -58,7 +58,8 @@ def run_diff(
     out_dir : str or path-like
         Output directory (created). Receives diff.fits (D, science units), diff_unc.fits,
         scorr.fits, diff_psf.fits (Pd, with its finer sampling in HDU 'OVERSAMP' when the
-        science PSF had one) and candidates.parquet (x, y zero-based science
+        science PSF had one, and each cell's Pd in HDU 'CELLS' when the PSF varies across
+        the image) and candidates.parquet (x, y zero-based science
         pixels, ra, dec, flux, flux_err >= 0 in science units, snr, sign +1 brightening /
         -1 fading, and the other columns of the candidate table).
     sci_psf, ref_psf : str or path-like, optional
@@ -84,7 +85,8 @@ def run_diff(
                      header_extra={**keys, "BUNIT": sci.meta.get("units", "")})
     write_fits_image(out / "diff_unc.fits", result.diff.unc, sci.wcs)
     write_fits_image(out / "scorr.fits", result.scorr, sci.wcs)
-    (out / "diff_psf.fits").write_bytes(psf_fits_bytes(result.diff.psf, result.diff.psf_fine))
+    (out / "diff_psf.fits").write_bytes(psf_fits_bytes(result.diff.psf, result.diff.psf_fine,
+                                                       cells=result.psf_cells_product()))
     table = result.candidates.copy()
     table.meta = {}
     table.write(out / "candidates.parquet", format="parquet", overwrite=True)
