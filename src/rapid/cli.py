@@ -324,6 +324,9 @@ def diff(sci: Path = typer.Argument(..., help="Science image: FITS from any tele
          false_alarms: float = typer.Option(
              0.25, help="Noise false alarms per million pixels and sign the threshold admits; "
                         "raises the threshold for sharp PSFs (0: keep --threshold)."),
+         psf_cells: int = typer.Option(
+             512, help="Largest cells, pixels, in which a PSF estimated from the stars is "
+                       "refitted when it varies across the image (0: one PSF for the image)."),
          ) -> None:
     """Difference two images stand-alone: resample, match, ZOGY, detect, measure."""
     from dataclasses import replace
@@ -338,13 +341,19 @@ def diff(sci: Path = typer.Argument(..., help="Science image: FITS from any tele
         raise UserError(f"--threshold must be > 0, got {threshold}")
     if not false_alarms >= 0:
         raise UserError(f"--false-alarms must be >= 0, got {false_alarms}")
+    if psf_cells < 0:
+        raise UserError(f"--psf-cells must be >= 0, got {psf_cells}")
     base = DifferenceConfig()
     config = replace(base, detect=replace(base.detect, threshold=threshold,
-                                          false_alarm_rate=false_alarms))
+                                          false_alarm_rate=false_alarms),
+                     psf=replace(base.psf, cell_size=psf_cells))
     result = run_diff(sci, ref, out_dir, sci_psf=sci_psf, ref_psf=ref_psf, sci_unc=sci_unc,
                       ref_unc=ref_unc, config=config)
+    cells = result.meta["psf_cells"]
     out.print(f"{len(result.candidates)} candidates above Scorr "
-              f"{result.meta['detect_threshold']:.2f}; products in {out_dir}")
+              f"{result.meta['detect_threshold']:.2f}"
+              + (f" (PSF fitted in {cells} cells)" if cells > 1 else "")
+              + f"; products in {out_dir}")
 
 
 @app.command()

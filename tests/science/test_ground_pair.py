@@ -131,28 +131,40 @@ def test_zero_filled_reference_corner_is_masked_not_differenced(tmp_path):
     assert np.isnan(result.diff.data[yy[inside], xx[inside]]).all()
 
 
+def _diff(directory, out, *extra):
+    run = subprocess.run([sys.executable, "-m", "rapid", "diff", str(directory / "sci.fits"),
+                          str(directory / "ref.fits"), "--out", str(directory / out), *extra],
+                         capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    cands = pq.read_table(directory / out / "candidates.parquet").to_pydict()
+    return ({k: np.asarray(v) for k, v in cands.items()},
+            fits.getheader(directory / out / "diff.fits"), run.stdout)
+
+
 def test_psf_that_varies_across_the_field_is_followed(tmp_path):
     # the science FWHM changes by +-10% corner to corner: one PSF for the image leaves 2% of
     # every static source in the difference, and the mismatch allowance that quiets it buries
     # transients on galaxies; the difference runs in cells with the local PSFs instead
     truth = write_ground_pair(tmp_path, seed=6, psf_gradient=0.1)
-    run = subprocess.run([sys.executable, "-m", "rapid", "diff", str(tmp_path / "sci.fits"),
-                          str(tmp_path / "ref.fits"), "--out", str(tmp_path / "out")],
-                         capture_output=True, text=True)
-    assert run.returncode == 0, run.stderr
-    header = fits.getheader(tmp_path / "out" / "diff.fits")
-    assert header["PSF_CELLS"] >= 4
+    c, header, stdout = _diff(tmp_path, "cells")
+    one, header_one, _ = _diff(tmp_path, "one", "--psf-cells", "0")
+    assert header["PSF_CELLS"] >= 4 and header_one["PSF_CELLS"] == 1
+    assert f"PSF fitted in {header['PSF_CELLS']} cells" in stdout
     assert header["PSF_VARIATION_SCI"] > 0.03
-    # the mismatch the stars show with their cells' PSFs: 2.1% with one PSF for the image
+    # the mismatch the stars show with their cells' PSFs, and with one PSF for the image
     assert header["FLUX_NOISE"] < 0.015
-    with fits.open(tmp_path / "out" / "diff_psf.fits") as hdul:
+    assert header_one["FLUX_NOISE"] > 0.018
+    with fits.open(tmp_path / "cells" / "diff_psf.fits") as hdul:
         cube = hdul["CELLS"].data
         assert cube.shape[0] == header["PSF_CELLS"]
         assert hdul["CELLS"].header["XEDGE0"] == 0
         np.testing.assert_allclose(cube.sum(axis=(1, 2)), 1.0, atol=1e-4)
-    c = {k: np.asarray(v) for k, v in
-         pq.read_table(tmp_path / "out" / "candidates.parquet").to_pydict().items()}
-    found = np.array([len(_matches(c, x, y, 1)) > 0 for x, y in zip(truth.tx, truth.ty)])
     bright = truth.tsnr >= 10
     assert bright.sum() >= 15
-    assert found[bright].mean() >= 0.7  # 14 of 21 with one PSF, 16 in cells
+
+    def found(cands):
+        return np.array([len(_matches(cands, x, y, 1)) > 0
+                         for x, y in zip(truth.tx[bright], truth.ty[bright])])
+
+    assert found(c).mean() >= 0.7  # 16 of 21
+    assert found(c).sum() > found(one).sum()  # 14 of 21

@@ -50,12 +50,15 @@ def _varying_field(rng, shape, gradient, nstars=500):
     return Frame(data=img.astype(np.float32), wcs=tan_wcs(shape))
 
 
-def test_psf_cells_follow_a_psf_that_widens_across_the_image():
-    rng = np.random.default_rng(11)
-    shape = (1024, 1024)
-    frame = _varying_field(rng, shape, 0.1)
+def _cells_of_field(seed, gradient, shape=(1024, 1024)):
+    """The whole-image PSF and the cells of a :func:`_varying_field` (reference PSF given)."""
+    frame = _varying_field(np.random.default_rng(seed), shape, gradient)
     psf = estimate_psf(frame, size=31)
-    cells = psf_cells(frame, None, psf, psf, shape)
+    return psf, psf_cells(frame, None, psf, psf, shape)
+
+
+def test_psf_cells_follow_a_psf_that_widens_across_the_image():
+    psf, cells = _cells_of_field(11, 0.1)
     assert cells.grid.ncells >= 4
     assert cells.variation_n > 0.05
     # the reference's PSF came with it: the same in every cell
@@ -72,11 +75,7 @@ def test_psf_cells_follow_a_psf_that_widens_across_the_image():
 
 
 def test_psf_cells_leave_a_constant_psf_whole():
-    rng = np.random.default_rng(12)
-    shape = (1024, 1024)
-    frame = _varying_field(rng, shape, 0.0)
-    psf = estimate_psf(frame, size=31)
-    cells = psf_cells(frame, None, psf, psf, shape)
+    psf, cells = _cells_of_field(12, 0.0)
     assert cells.grid.ncells == 1
     assert cells.variation_n < 0.015
     assert cells.psfs_n[0] is psf

@@ -74,9 +74,9 @@ class DifferenceResult:
         level that ``config.detect.false_alarm_rate`` asks for; NaN when not used),
         nartifacts (detections dropped as one or two bright pixels of one image, see
         :mod:`rapid.science.artifacts`), flux_noise (the PSF-model mismatch weighed into
-        Scorr, see :mod:`rapid.science.psf_mismatch`), psf_cells (cells the difference ran in), psf_variation_sci,
-        psf_variation_ref (largest relative L2 difference of a cell's PSF from the image's;
-        0 for a PSF that came with its image),
+        Scorr, see :mod:`rapid.science.psf_mismatch`), psf_cells (cells the difference ran
+        in), psf_variation_sci, psf_variation_ref (largest relative L2 difference of a cell's
+        PSF from the image's; 0 for a PSF that came with its image),
         reg_sigma_x, reg_sigma_y (the registration noise weighed into Scorr, pixels),
         register_dx, register_dy (the registration correction applied at the image centre,
         pixels, science minus reference; 0 when none), register_max (its largest value at a

@@ -5,9 +5,13 @@ ten per cent in FWHM and more. One model for the whole image then leaves, at the
 residual of every static source in proportion to its flux: bright stars and galaxy cores leave
 candidates, or the PSF-mismatch allowance that keeps them quiet grows (3% for a +-10% FWHM
 change over 2048^2 pixels, against 1% with the right PSF) and buries transients on galaxies.
-So where a PSF is estimated from the image's stars, it is also estimated in cells of the image;
-when the cells' PSFs differ from the whole image's by more than their own noise and by a
-useful amount, the difference runs cell by cell with the local PSFs
+
+Where a PSF is estimated from the image's stars, the stars' Gaussian-weighted second moments
+are fitted as a polynomial over the image (:func:`fit_moment_field`); where they say the PSF
+differs from the whole image's by more than their error and by a useful amount, the image is cut
+into cells, each cell's PSF is the whole image's stretched to the moments at its centre
+(:func:`stretched_psf`: three parameters, where a stack of a cell's few stars would carry the
+noise of hundreds of pixels), and the difference runs cell by cell with the local PSFs
 (:func:`rapid.science.zogy_cells.zogy_cells`).
 """
 
@@ -79,7 +83,18 @@ class CellGrid:
 
 @dataclass(frozen=True)
 class PsfCells:
-    """The grid the difference runs on and both images' PSF in each of its cells."""
+    """The grid the difference runs on and both images' PSF in each of its cells.
+
+    Attributes
+    ----------
+    grid : CellGrid
+        The cells (one: the images' PSFs do not vary).
+    psfs_n, psfs_r : tuple of ndarray
+        The science and reference PSF of each cell, in the grid's order.
+    variation_n, variation_r : float
+        Largest relative L2 difference between a cell's PSF and the whole image's, over the
+        cells of ``cell_size`` (0 for a PSF that came with its image or could not be fitted).
+    """
 
     grid: CellGrid
     psfs_n: tuple[np.ndarray, ...]
