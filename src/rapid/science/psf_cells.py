@@ -184,20 +184,26 @@ class MomentField:
 def fit_moment_field(x, y, moments: np.ndarray, shape: tuple[int, int], *, degree: int = 2,
                      clip: float = 3.0, iterations: int = 5) -> MomentField:
     """Least-squares polynomial of each moment over the image, with iterative clipping of the
-    stars that a neighbour, a galaxy or a cosmic ray widened (5-MAD, all three moments)."""
+    stars that a neighbour, a galaxy or a cosmic ray widened (``clip`` sigma from the median
+    absolute residual, in any of the three moments)."""
     a = _design(x, y, shape, degree)
-    keep = np.all(np.isfinite(moments), axis=1)
+    finite = np.all(np.isfinite(moments), axis=1)
+    keep = finite
+
+    def fit(rows):
+        if rows.sum() <= a.shape[1] + 2:
+            raise ValueError(f"{int(rows.sum())} stars cannot fit a degree-{degree} field")
+        coef, *_ = np.linalg.lstsq(a[rows], moments[rows], rcond=None)
+        return coef, moments - a @ coef
+
+    coef, res = fit(keep)
     for _ in range(iterations):
-        if keep.sum() <= a.shape[1] + 2:
-            raise ValueError(f"{int(keep.sum())} stars cannot fit a degree-{degree} field")
-        coef, *_ = np.linalg.lstsq(a[keep], moments[keep], rcond=None)
-        res = moments - a @ coef
         scale = 1.4826 * np.median(np.abs(res[keep]), axis=0)
-        new = np.all(np.isfinite(moments), axis=1) & np.all(
-            np.abs(res) <= clip * np.maximum(scale, 1e-12), axis=1)
+        new = finite & np.all(np.abs(res) <= clip * np.maximum(scale, 1e-12), axis=1)
         if np.array_equal(new, keep):
             break
         keep = new
+        coef, res = fit(keep)
     inv = np.linalg.pinv(a[keep].T @ a[keep])
     var = np.var(res[keep], axis=0, ddof=a.shape[1])
     return MomentField(coef=coef, cov=np.stack([inv * v for v in var]), degree=degree,
