@@ -241,7 +241,7 @@ def test_estimated_psf_stamp_spans_eight_fwhm(fwhm, wide):
     stars = list(zip(*star_field(rng, shape, 40, flux_range=(2e4, 2e5), edge=30)))
     frame, _ = subtract_background(make_frame(rng, shape=shape, fwhm=fwhm, sigma=5.0,
                                               stars=stars, with_psf=False))
-    psf, source = _psf_for(frame, PsfConfig())
+    psf, source, _ = _psf_for(frame, PsfConfig())
     assert source == "estimated" and psf.shape[0] == psf.shape[1]
     assert fit_psf_fwhm(psf) == pytest.approx(fwhm, rel=0.2)
     if wide:

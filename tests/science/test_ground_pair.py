@@ -11,17 +11,23 @@ from astropy.io import fits
 from tests.science.ground_pair import write_ground_pair
 
 
+def _diff(directory, out, *extra):
+    """``rapid diff`` on the pair in ``directory``: candidates, diff.fits header, stdout."""
+    run = subprocess.run([sys.executable, "-m", "rapid", "diff", str(directory / "sci.fits"),
+                          str(directory / "ref.fits"), "--out", str(directory / out), *extra],
+                         capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    cands = pq.read_table(directory / out / "candidates.parquet").to_pydict()
+    return ({k: np.asarray(v) for k, v in cands.items()},
+            fits.getheader(directory / out / "diff.fits"), run.stdout)
+
+
 @pytest.fixture(scope="module")
 def ground_run(tmp_path_factory):
     d = tmp_path_factory.mktemp("ground")
     truth = write_ground_pair(d, seed=5)
-    run = subprocess.run([sys.executable, "-m", "rapid", "diff", str(d / "sci.fits"),
-                          str(d / "ref.fits"), "--out", str(d / "out")],
-                         capture_output=True, text=True)
-    assert run.returncode == 0, run.stderr
-    cands = pq.read_table(d / "out" / "candidates.parquet").to_pydict()
-    header = fits.getheader(d / "out" / "diff.fits")
-    return truth, {k: np.asarray(v) for k, v in cands.items()}, header, d
+    cands, header, _ = _diff(d, "out")
+    return truth, cands, header, d
 
 
 def _matches(c, x, y, sign, radius=2.0):
@@ -129,16 +135,6 @@ def test_zero_filled_reference_corner_is_masked_not_differenced(tmp_path):
     inside = (rx + ry < 480) & (rx > 0) & (ry > 0)
     assert inside.sum() > 100
     assert np.isnan(result.diff.data[yy[inside], xx[inside]]).all()
-
-
-def _diff(directory, out, *extra):
-    run = subprocess.run([sys.executable, "-m", "rapid", "diff", str(directory / "sci.fits"),
-                          str(directory / "ref.fits"), "--out", str(directory / out), *extra],
-                         capture_output=True, text=True)
-    assert run.returncode == 0, run.stderr
-    cands = pq.read_table(directory / out / "candidates.parquet").to_pydict()
-    return ({k: np.asarray(v) for k, v in cands.items()},
-            fits.getheader(directory / out / "diff.fits"), run.stdout)
 
 
 def test_psf_that_varies_across_the_field_is_followed(tmp_path):

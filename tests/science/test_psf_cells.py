@@ -5,7 +5,7 @@ import pytest
 from tests.science.diff_fakes import add_star, tan_wcs
 
 from rapid.science.image import Frame
-from rapid.science.psf import estimate_psf, fit_psf_fwhm, gaussian_psf
+from rapid.science.psf import estimate_psf, find_psf_stars, fit_psf_fwhm, gaussian_psf
 from rapid.science.psf_cells import CellGrid, psf_cells, stretched_psf, weighted_moments
 from rapid.science.zogy import zogy
 from rapid.science.zogy_cells import zogy_cells
@@ -53,8 +53,9 @@ def _varying_field(rng, shape, gradient, nstars=500):
 def _cells_of_field(seed, gradient, shape=(1024, 1024)):
     """The whole-image PSF and the cells of a :func:`_varying_field` (reference PSF given)."""
     frame = _varying_field(np.random.default_rng(seed), shape, gradient)
-    psf = estimate_psf(frame, size=31)
-    return psf, psf_cells(frame, None, psf, psf, shape)
+    stars = find_psf_stars(frame)
+    psf = estimate_psf(frame, size=31, stars=stars)
+    return psf, psf_cells(stars, None, psf, psf, shape)
 
 
 def test_psf_cells_follow_a_psf_that_widens_across_the_image():

@@ -35,7 +35,8 @@ from rapid.science.image import Frame
 from rapid.science.phases import (HALF_PIXEL_PHASES, false_alarm_threshold,
                                   gradient_variance, psf_at_phase)
 from rapid.science.photometry import DifferenceNoise, measure_candidates
-from rapid.science.psf import estimate_psf, fit_psf_fwhm, gaussian_psf
+from rapid.science.psf import (PsfStars, estimate_psf, find_psf_stars, fit_psf_fwhm,
+                               gaussian_psf)
 from rapid.science.psf_cells import CellGrid, PsfCells, psf_cells
 from rapid.science.psf_mismatch import psf_mismatch
 from rapid.science.registration import fit_registration
@@ -175,16 +176,19 @@ def _common_bad(sci: Frame, ref_rs: Frame, cfg: DifferenceConfig) -> np.ndarray:
     return bad
 
 
-def _psf_for(frame: Frame, cfg) -> tuple[np.ndarray, str]:
+def _psf_for(frame: Frame, cfg) -> tuple[np.ndarray, str, PsfStars | None]:
     """The frame's PSF, else one estimated from its stars (on a stamp of at least
-    ``cfg.stamp_fwhms`` FWHM), else a Gaussian of ``cfg.fallback_fwhm``."""
+    ``cfg.stamp_fwhms`` FWHM), else a Gaussian of ``cfg.fallback_fwhm``; with the stars an
+    estimate came from, which also say whether it varies across the image."""
     if frame.psf is not None:
-        return frame.psf, "frame"
+        return frame.psf, "frame", None
     try:
+        stars = find_psf_stars(frame)
         return estimate_psf(frame, size=cfg.size, min_stars=cfg.min_stars,
-                            span_fwhm=cfg.stamp_fwhms, max_size=cfg.max_size), "estimated"
+                            span_fwhm=cfg.stamp_fwhms, max_size=cfg.max_size,
+                            stars=stars), "estimated", stars
     except ValueError:
-        return gaussian_psf(cfg.fallback_fwhm, size=cfg.size), "fallback"
+        return gaussian_psf(cfg.fallback_fwhm, size=cfg.size), "fallback", None
 
 
 def drop_converged(table: Table, radius: float = 0.5) -> Table:
@@ -332,8 +336,8 @@ def difference_images(sci: Frame, ref: Frame, *,
         ref_b, ref_rms = background(ref_rs)
 
     with timed("psf"):
-        psf_n, src_n = _psf_for(sci_b, cfg.psf)
-        psf_r, src_r = _psf_for(ref_b, cfg.psf)
+        psf_n, src_n, stars_n = _psf_for(sci_b, cfg.psf)
+        psf_r, src_r, stars_r = _psf_for(ref_b, cfg.psf)
         sci_b = replace(sci_b, psf=psf_n)
         ref_b = replace(ref_b, psf=psf_r)
 
@@ -366,7 +370,7 @@ def difference_images(sci: Frame, ref: Frame, *,
                 ref_rs = _reference_on_science_grid(sci, ref, cfg, dst_offsets=fit.offsets)
                 bad = _common_bad(sci, ref_rs, cfg)
                 ref_b, ref_rms = background(ref_rs)
-                psf_r, src_r = _psf_for(ref_b, cfg.psf)
+                psf_r, src_r, stars_r = _psf_for(ref_b, cfg.psf)
                 ref_b = replace(ref_b, psf=psf_r)
                 var_r = _variance(ref_b, ref_rms)
                 gm = matched()
@@ -376,10 +380,9 @@ def difference_images(sci: Frame, ref: Frame, *,
     pcfg = cfg.psf
     with timed("psf"):
         # after the registration: the cells' reference PSFs come from the final resampling
-        cells = (psf_cells(sci_b if src_n == "estimated" else None,
-                           ref_b if src_r == "estimated" else None, psf_n, psf_r, sci.shape,
-                           cell_size=pcfg.cell_size, stars_per_term=pcfg.cell_stars_per_term,
-                           nsigma=pcfg.cell_nsigma, min_variation=pcfg.cell_min_variation)
+        cells = (psf_cells(stars_n, stars_r, psf_n, psf_r, sci.shape, cell_size=pcfg.cell_size,
+                           stars_per_term=pcfg.cell_stars_per_term, nsigma=pcfg.cell_nsigma,
+                           min_variation=pcfg.cell_min_variation)
                  if pcfg.cell_size > 0 else PsfCells(CellGrid.whole(sci.shape), (psf_n,), (psf_r,)))
     grid = cells.grid
 

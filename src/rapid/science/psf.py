@@ -245,7 +245,7 @@ def find_psf_stars(frame: Frame, *, min_snr: float = 50.0,
 def estimate_psf(
     frame: Frame, *, size: int = 25, max_stars: int = 50, min_stars: int = 3,
     min_snr: float = 50.0, saturation_fraction: float = 0.8, span_fwhm: float = 0.0,
-    max_size: int = 61,
+    max_size: int = 61, stars: PsfStars | None = None,
 ) -> np.ndarray:
     """Estimate the PSF from isolated, unsaturated, bright stars.
 
@@ -271,6 +271,9 @@ def estimate_psf(
         ``size``, up to ``max_size`` (61), if enough stars are isolated over the wider stamp:
         a PSF model ends at its stamp, and a broad PSF's light beyond it is left in a
         difference as a square ring around every bright star.
+    stars : PsfStars, optional
+        The frame's stars as :func:`find_psf_stars` found them, when the caller has them
+        (``min_snr`` and ``saturation_fraction`` then went into that search).
 
     Returns
     -------
@@ -279,7 +282,8 @@ def estimate_psf(
     """
     if size < 3 or size % 2 == 0:
         raise ValueError(f"size must be odd and >= 3, got {size}")
-    stars = find_psf_stars(frame, min_snr=min_snr, saturation_fraction=saturation_fraction)
+    if stars is None:
+        stars = find_psf_stars(frame, min_snr=min_snr, saturation_fraction=saturation_fraction)
     psf = stack_stars(star_stamps(stars, size, max_stars), min_stars)
     if span_fwhm > 0:
         wide = min(max_size, 2 * int(np.ceil(span_fwhm * fit_psf_fwhm(psf) / 2)) + 1)
@@ -291,20 +295,17 @@ def estimate_psf(
     return psf
 
 
-def isolated_stars(stars: PsfStars, size: int, select: np.ndarray | None = None) -> np.ndarray:
+def isolated_stars(stars: PsfStars, size: int) -> np.ndarray:
     """Indices of the usable stars isolated over a ``size`` stamp, brightest first.
 
     A star is isolated when no other detection lies within half the stamp and no masked pixel
-    (saturated core, bad column) within the stamp; ``select`` (boolean, one per detection)
-    restricts the stars further, e.g. to a region of the image.
+    (saturated core, bad column) within the stamp.
     """
     arr, bad, objs = stars.image, stars.bad, stars.objects
     h = size // 2
     ny, nx = arr.shape
     x, y = objs["x"], objs["y"]
     keep = stars.usable & (x > h + 1) & (x < nx - h - 2) & (y > h + 1) & (y < ny - h - 2)
-    if select is not None:
-        keep &= select
     tree = cKDTree(np.column_stack([x, y]))
     counts = np.array([len(n) for n in tree.query_ball_point(np.column_stack([x, y]), h)])
     keep &= counts == 1

@@ -21,8 +21,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from rapid.science.image import Frame
-from rapid.science.psf import (FWHM_PER_SIGMA, cut_stamps, find_psf_stars, fit_psf_fwhm,
+from rapid.science.psf import (FWHM_PER_SIGMA, PsfStars, cut_stamps, fit_psf_fwhm,
                                isolated_stars, normalise_psf)
 from rapid.science.psf_transform import transform_psf
 
@@ -101,6 +100,12 @@ class PsfCells:
     psfs_r: tuple[np.ndarray, ...]
     variation_n: float = 0.0
     variation_r: float = 0.0
+
+
+def _misfit(a: np.ndarray, b: np.ndarray) -> float:
+    """Relative L2 difference of two stamps of equal sum: the S/N a star's residual keeps,
+    as a fraction of the star's S/N, when one is subtracted for the other."""
+    return float(np.sqrt(np.sum((a - b) ** 2) / np.sum(b * b)))
 
 
 def weighted_moments(stamps: np.ndarray, sigma: float) -> np.ndarray:
@@ -273,16 +278,16 @@ def _misfit_per_moment(field: PsfField) -> float:
     return _misfit(stretched_psf(field.psf, reference * 1.02, field.sigma), field.psf) / 0.02
 
 
-def _corner_misfit(fields, grid: CellGrid) -> float:
-    """The largest estimated misfit between the PSF at a cell's corner and at its centre."""
+def _corner_misfit(fields, per_moment, grid: CellGrid) -> float:
+    """The largest estimated misfit between the PSF at a cell's corner and at its centre
+    (``per_moment``: each field's :func:`_misfit_per_moment`)."""
     worst = 0.0
     cx, cy = _centres(grid)
     hy = np.diff(grid.y_edges).max() / 2.0
     hx = np.diff(grid.x_edges).max() / 2.0
-    for field in fields:
+    for field, per in zip(fields, per_moment):
         centre = field.moments(cx, cy)[0]
         scale = centre[:, :2].mean(axis=1)
-        per = _misfit_per_moment(field)
         for sy, sx in ((-1, -1), (-1, 1), (1, -1), (1, 1)):
             corner = field.moments(cx + sx * hx, cy + sy * hy)[0]
             change = np.abs(corner - centre).max(axis=1) / scale
@@ -298,32 +303,27 @@ def choose_grid(fields, shape: tuple[int, int], *, cell_size: int, min_cell_size
     finest = (max(1, shape[0] // min_cell_size), max(1, shape[1] // min_cell_size))
     ny = max(1, int(round(shape[0] / cell_size)))
     nx = max(1, int(round(shape[1] / cell_size)))
+    per_moment = [_misfit_per_moment(field) for field in fields]
     while True:
         grid = CellGrid.regular(shape, ny, nx)
-        if (ny, nx) == finest or _corner_misfit(fields, grid) <= tolerance:
+        if (ny, nx) == finest or _corner_misfit(fields, per_moment, grid) <= tolerance:
             return grid
         ny, nx = min(ny + max(1, ny // 2), finest[0]), min(nx + max(1, nx // 2), finest[1])
 
 
-def _misfit(a: np.ndarray, b: np.ndarray) -> float:
-    """Relative L2 difference of two stamps of equal sum: the S/N a star's residual keeps,
-    as a fraction of the star's S/N, when one is subtracted for the other."""
-    return float(np.sqrt(np.sum((a - b) ** 2) / np.sum(b * b)))
-
-
-def psf_cells(sci: Frame | None, ref: Frame | None, psf_n: np.ndarray, psf_r: np.ndarray,
-              shape: tuple[int, int], *, cell_size: int = 512, min_cell_size: int = 256,
-              stars_per_term: int = 10,
-              max_stars: int = 2000, min_snr: float = 50.0, saturation_fraction: float = 0.8,
+def psf_cells(stars_n: PsfStars | None, stars_r: PsfStars | None, psf_n: np.ndarray,
+              psf_r: np.ndarray, shape: tuple[int, int], *, cell_size: int = 512,
+              min_cell_size: int = 256, stars_per_term: int = 10, max_stars: int = 2000,
               min_fwhm: float = 2.0, nsigma: float = 5.0,
               min_variation: float = 0.015) -> PsfCells:
     """The cells the difference runs on and the PSFs in each.
 
     Parameters
     ----------
-    sci, ref : Frame or None
-        The background-subtracted images whose PSF was estimated from their stars; None for
-        an image whose PSF came with it (it is taken as the same everywhere).
+    stars_n, stars_r : PsfStars or None
+        The stars the science and reference PSFs were estimated from
+        (:func:`rapid.science.psf.find_psf_stars`); None for an image whose PSF came with it
+        (it is taken as the same everywhere).
     psf_n, psf_r : ndarray
         The whole images' PSFs.
     shape : tuple of int
@@ -337,8 +337,6 @@ def psf_cells(sci: Frame | None, ref: Frame | None, psf_n: np.ndarray, psf_r: np
         and y (6 terms) with 60 or more, a plane with 30 or more, else no variation is fitted.
     max_stars : int, optional
         The brightest this many isolated stars are used (2000).
-    min_snr, saturation_fraction
-        As for :func:`rapid.science.psf.estimate_psf`.
     min_fwhm : float, optional
         PSFs narrower than this (pixels) are not varied (2.0): an undersampled star's moments
         follow its pixel phase more than the optics.
@@ -362,15 +360,10 @@ def psf_cells(sci: Frame | None, ref: Frame | None, psf_n: np.ndarray, psf_r: np
     if probe.ncells == 1:
         return whole
     fields, variation = [], []
-    for frame, psf in ((sci, psf_n), (ref, psf_r)):
+    for stars, psf in ((stars_n, psf_n), (stars_r, psf_r)):
         field, largest = None, 0.0
-        if frame is not None and fit_psf_fwhm(psf) >= min_fwhm:
-            try:
-                stars = find_psf_stars(frame, min_snr=min_snr,
-                                       saturation_fraction=saturation_fraction)
-                idx = isolated_stars(stars, psf.shape[0])[:max_stars]
-            except ValueError:
-                idx = []
+        if stars is not None and fit_psf_fwhm(psf) >= min_fwhm:
+            idx = isolated_stars(stars, psf.shape[0])[:max_stars]
             if len(idx) >= 3 * stars_per_term:
                 degree = 2 if len(idx) >= 6 * stars_per_term else 1
                 try:
