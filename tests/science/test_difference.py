@@ -233,15 +233,15 @@ def test_estimated_psf_stamp_spans_eight_fwhm(fwhm, wide):
     # a broad PSF on Roman's 25-pixel stamp would leave its wings around every bright star
     from rapid.science.background import subtract_background
     from rapid.science.config import PsfConfig
-    from rapid.science.difference import _psf_for
+    from rapid.science.difference import _psf_for, _variance
     from rapid.science.psf import fit_psf_fwhm
 
     rng = np.random.default_rng(21)
     shape = (400, 400)
     stars = list(zip(*star_field(rng, shape, 40, flux_range=(2e4, 2e5), edge=30)))
-    frame, _ = subtract_background(make_frame(rng, shape=shape, fwhm=fwhm, sigma=5.0,
-                                              stars=stars, with_psf=False))
-    psf, source, _ = _psf_for(frame, PsfConfig())
+    frame, rms = subtract_background(make_frame(rng, shape=shape, fwhm=fwhm, sigma=5.0,
+                                                stars=stars, with_psf=False))
+    psf, _, source, _ = _psf_for(frame, PsfConfig(), _variance(frame, rms))
     assert source == "estimated" and psf.shape[0] == psf.shape[1]
     assert fit_psf_fwhm(psf) == pytest.approx(fwhm, rel=0.2)
     if wide:

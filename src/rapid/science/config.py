@@ -67,6 +67,15 @@ class PsfConfig:
     cell_stars_per_term : int
         Isolated PSF stars needed per term of the polynomial the stars' moments are fitted
         with (10): quadratic from 60 stars, linear from 30, none below.
+    fine_below_fwhm : float
+        An estimated PSF narrower than this many pixels FWHM (2.5) is estimated again on a
+        grid ``fine_factor`` (4) times finer than the pixels from the stars' many sub-pixel
+        phases (:mod:`rapid.science.effective_psf`), when ``fine_min_stars`` (10) isolated
+        stars allow: interpolated and stacked, an undersampled core comes out too wide.
+    fine_factor : int
+        See ``fine_below_fwhm``.
+    fine_min_stars : int
+        See ``fine_below_fwhm``.
     """
 
     size: int = 25
@@ -78,6 +87,9 @@ class PsfConfig:
     cell_min_variation: float = 0.015
     cell_nsigma: float = 5.0
     cell_stars_per_term: int = 10
+    fine_below_fwhm: float = 2.5
+    fine_factor: int = 4
+    fine_min_stars: int = 10
 
 
 @dataclass(frozen=True)

@@ -29,9 +29,10 @@ from rapid.science.background import subtract_background
 from rapid.science.bright_mask import mask_bright_halos, wing_profile
 from rapid.science.config import DifferenceConfig
 from rapid.science.detect import detect_candidates
+from rapid.science.effective_psf import fit_effective_psf
 from rapid.science.fine_psf import fine_difference_psf
 from rapid.science.gainmatch import GainMatch, gain_match
-from rapid.science.image import Frame
+from rapid.science.image import FinePsf, Frame
 from rapid.science.phases import (HALF_PIXEL_PHASES, false_alarm_threshold,
                                   gradient_variance, psf_at_phase)
 from rapid.science.photometry import DifferenceNoise, measure_candidates
@@ -176,19 +177,30 @@ def _common_bad(sci: Frame, ref_rs: Frame, cfg: DifferenceConfig) -> np.ndarray:
     return bad
 
 
-def _psf_for(frame: Frame, cfg) -> tuple[np.ndarray, str, PsfStars | None]:
-    """The frame's PSF, else one estimated from its stars (on a stamp of at least
-    ``cfg.stamp_fwhms`` FWHM), else a Gaussian of ``cfg.fallback_fwhm``; with the stars an
+def _psf_for(frame: Frame, cfg, var: np.ndarray,
+             ) -> tuple[np.ndarray, FinePsf | None, str, PsfStars | None]:
+    """The frame's PSF (and its fine sampling, when known), else one estimated from its stars
+    (on a stamp of at least ``cfg.stamp_fwhms`` FWHM; on a finer grid too when it is
+    undersampled), else a Gaussian of ``cfg.fallback_fwhm``; with the source and the stars an
     estimate came from, which also say whether it varies across the image."""
     if frame.psf is not None:
-        return frame.psf, "frame", None
+        return frame.psf, frame.psf_fine, "frame", None
     try:
         stars = find_psf_stars(frame)
-        return estimate_psf(frame, size=cfg.size, min_stars=cfg.min_stars,
-                            span_fwhm=cfg.stamp_fwhms, max_size=cfg.max_size,
-                            stars=stars), "estimated", stars
+        psf = estimate_psf(frame, size=cfg.size, min_stars=cfg.min_stars,
+                           span_fwhm=cfg.stamp_fwhms, max_size=cfg.max_size, stars=stars)
     except ValueError:
-        return gaussian_psf(cfg.fallback_fwhm, size=cfg.size), "fallback", None
+        return gaussian_psf(cfg.fallback_fwhm, size=cfg.size), None, "fallback", None
+    fwhm = fit_psf_fwhm(psf)
+    if fwhm < cfg.fine_below_fwhm:
+        try:
+            native, fine = fit_effective_psf(stars, var, psf, fwhm=fwhm,
+                                             factor=cfg.fine_factor,
+                                             min_stars=cfg.fine_min_stars)
+            return native, fine, "estimated", stars
+        except ValueError:  # too few stars for every sub-pixel phase: the stack stands
+            pass
+    return psf, None, "estimated", stars
 
 
 def drop_converged(table: Table, radius: float = 0.5) -> Table:
@@ -335,15 +347,15 @@ def difference_images(sci: Frame, ref: Frame, *,
         sci_b, sci_rms = background(sci)
         ref_b, ref_rms = background(ref_rs)
 
-    with timed("psf"):
-        psf_n, src_n, stars_n = _psf_for(sci_b, cfg.psf)
-        psf_r, src_r, stars_r = _psf_for(ref_b, cfg.psf)
-        sci_b = replace(sci_b, psf=psf_n)
-        ref_b = replace(ref_b, psf=psf_r)
-
     with timed("variance"):
         var_n = _variance(sci_b, sci_rms)
         var_r = _variance(ref_b, ref_rms)
+
+    with timed("psf"):
+        psf_n, fine_n, src_n, stars_n = _psf_for(sci_b, cfg.psf, var_n)
+        psf_r, _, src_r, stars_r = _psf_for(ref_b, cfg.psf, var_r)
+        sci_b = replace(sci_b, psf=psf_n, psf_fine=fine_n)
+        ref_b = replace(ref_b, psf=psf_r)
 
     gc = cfg.gainmatch
 
@@ -370,9 +382,9 @@ def difference_images(sci: Frame, ref: Frame, *,
                 ref_rs = _reference_on_science_grid(sci, ref, cfg, dst_offsets=fit.offsets)
                 bad = _common_bad(sci, ref_rs, cfg)
                 ref_b, ref_rms = background(ref_rs)
-                psf_r, src_r, stars_r = _psf_for(ref_b, cfg.psf)
-                ref_b = replace(ref_b, psf=psf_r)
                 var_r = _variance(ref_b, ref_rms)
+                psf_r, _, src_r, stars_r = _psf_for(ref_b, cfg.psf, var_r)
+                ref_b = replace(ref_b, psf=psf_r)
                 gm = matched()
     var_n[bad] = 0.0
     var_r[bad] = 0.0
@@ -389,7 +401,8 @@ def difference_images(sci: Frame, ref: Frame, *,
     dc = cfg.detect
     if not (np.isfinite(dc.false_alarm_rate) and dc.false_alarm_rate >= 0):
         raise ValueError(f"false_alarm_rate must be >= 0, got {dc.false_alarm_rate!r}")
-    fine_n = sci_b.psf_fine if src_n == "frame" else None
+    if grid.ncells > 1:  # the fine PSF is the whole image's; the cells have their own
+        fine_n = None
     zc = cfg.zogy
     with timed("zogy"):
         # Only a fine PSF shifts exactly: a Fourier-shifted undersampled stamp rings, and its
