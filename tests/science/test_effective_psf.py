@@ -136,9 +136,13 @@ def test_undersampled_psf_is_recovered_on_the_fine_grid():
 
 
 def test_difference_estimates_a_fine_psf_only_for_undersampled_images():
-    cfg = DifferenceConfig().psf
+    from dataclasses import replace
+
+    assert DifferenceConfig().psf.fine_below_fwhm == 0.0  # off unless asked for
+    cfg = replace(DifferenceConfig().psf, fine_below_fwhm=2.5)
     frame, *_ = _field(9, nstars=80, size=600)
     fb, rms = subtract_background(frame)
+    assert _psf_for(fb, DifferenceConfig().psf, _variance(fb, rms))[1] is None
     psf, fine, source, stars = _psf_for(fb, cfg, _variance(fb, rms))
     assert source == "estimated" and fine is not None and fine.factor == cfg.fine_factor
     assert stars is not None and psf.shape[0] % 2 == 1

@@ -68,10 +68,14 @@ class PsfConfig:
         Isolated PSF stars needed per term of the polynomial the stars' moments are fitted
         with (10): quadratic from 60 stars, linear from 30, none below.
     fine_below_fwhm : float
-        An estimated PSF narrower than this many pixels FWHM (2.5) is estimated again on a
-        grid ``fine_factor`` (4) times finer than the pixels from the stars' many sub-pixel
-        phases (:mod:`rapid.science.effective_psf`), when ``fine_min_stars`` (10) isolated
-        stars allow: interpolated and stacked, an undersampled core comes out too wide.
+        An estimated PSF narrower than this many pixels FWHM is estimated again on a grid
+        ``fine_factor`` (4) times finer than the pixels from the stars' many sub-pixel phases
+        (:mod:`rapid.science.effective_psf`), when ``fine_min_stars`` (10) isolated stars
+        allow: interpolated and stacked, an undersampled core comes out too wide. Off by
+        default (0): on romanisim's images, whose PSF has Roman's full diffraction wings,
+        it leaves more residuals around bright stars than the stack (7 candidates besides
+        the transient in a 260-pixel cutout with 40 stars, against at most 3); 2.5 turns it
+        on for undersampled images.
     fine_factor : int
         See ``fine_below_fwhm``.
     fine_min_stars : int
@@ -87,7 +91,7 @@ class PsfConfig:
     cell_min_variation: float = 0.015
     cell_nsigma: float = 5.0
     cell_stars_per_term: int = 10
-    fine_below_fwhm: float = 2.5
+    fine_below_fwhm: float = 0.0
     fine_factor: int = 4
     fine_min_stars: int = 10
 
