@@ -191,7 +191,7 @@ def _psf_for(frame: Frame, cfg, var: np.ndarray,
                            span_fwhm=cfg.stamp_fwhms, max_size=cfg.max_size, stars=stars)
     except ValueError:
         return gaussian_psf(cfg.fallback_fwhm, size=cfg.size), None, "fallback", None
-    fwhm = fit_psf_fwhm(psf)
+    fwhm = fit_psf_fwhm(psf) if cfg.fine_below_fwhm > 0 else np.inf  # no fit when off
     if fwhm < cfg.fine_below_fwhm:
         try:
             native, fine = fit_effective_psf(stars, var, psf, fwhm=fwhm,

@@ -30,11 +30,10 @@ import scipy.sparse as sp
 import sep
 from scipy import ndimage
 from scipy.sparse.linalg import spsolve
-from scipy.spatial import cKDTree
 
 from rapid.science.fine_psf import centre_samples
 from rapid.science.image import FinePsf
-from rapid.science.psf import FWHM_PER_SIGMA, PsfStars
+from rapid.science.psf import FWHM_PER_SIGMA, PsfStars, isolated_stars
 
 # Regularisation weights, relative to the median data weight of a fine sample
 SMOOTHNESS = 3e-3
@@ -142,26 +141,13 @@ class _Stars:
         self.flux = np.where(ok, self.flux, 1.0)
 
 
-def psf_star_sample(stars: PsfStars, half: int, *, isolation: float,
-                    max_stars: int) -> np.ndarray:
-    """Indices of the usable stars with no other detection within ``isolation`` pixels and
-    their whole ``2 half + 1`` stamp on the image, brightest first, at most ``max_stars``."""
-    objs = stars.objects
-    x, y = objs["x"], objs["y"]
-    ny, nx = stars.image.shape
-    keep = (stars.usable & (x > half + 1) & (x < nx - half - 2)
-            & (y > half + 1) & (y < ny - half - 2))
-    xy = np.column_stack([x, y])
-    counts = np.array([len(n) for n in cKDTree(xy).query_ball_point(xy, isolation)])
-    idx = np.flatnonzero(keep & (counts == 1))
-    return idx[np.argsort(-stars.flux[idx])][:max_stars]
-
-
 def _core(stars: PsfStars, var: np.ndarray, *, half: int, fwhm: float, factor: int,
           min_stars: int, max_stars: int, iterations: int) -> np.ndarray:
     """The fine effective PSF over a (2 half + 1)-pixel box: ``half * factor * 2 + 1``
     samples a side, summing to ``factor**2``."""
-    idx = psf_star_sample(stars, half, isolation=max(6.0, 4.0 * fwhm), max_stars=max_stars)
+    # masked pixels in a stamp only lose their weight (no variance): no need to drop the star
+    idx = isolated_stars(stars, 2 * half + 1, isolation=max(6.0, 4.0 * fwhm),
+                         clean=False)[:max_stars]
     if len(idx) < min_stars:
         raise ValueError(f"only {len(idx)} isolated bright stars, need {min_stars}")
     objs = stars.objects

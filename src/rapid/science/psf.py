@@ -295,11 +295,13 @@ def estimate_psf(
     return psf
 
 
-def isolated_stars(stars: PsfStars, size: int) -> np.ndarray:
+def isolated_stars(stars: PsfStars, size: int, *, isolation: float | None = None,
+                   clean: bool = True) -> np.ndarray:
     """Indices of the usable stars isolated over a ``size`` stamp, brightest first.
 
-    A star is isolated when no other detection lies within half the stamp and no masked pixel
-    (saturated core, bad column) within the stamp.
+    A star is isolated when no other detection lies within ``isolation`` pixels (default half
+    the stamp) and, with ``clean``, no masked pixel (saturated core, bad column) within the
+    stamp; its whole stamp lies on the image.
     """
     arr, bad, objs = stars.image, stars.bad, stars.objects
     h = size // 2
@@ -307,11 +309,13 @@ def isolated_stars(stars: PsfStars, size: int) -> np.ndarray:
     x, y = objs["x"], objs["y"]
     keep = stars.usable & (x > h + 1) & (x < nx - h - 2) & (y > h + 1) & (y < ny - h - 2)
     tree = cKDTree(np.column_stack([x, y]))
-    counts = np.array([len(n) for n in tree.query_ball_point(np.column_stack([x, y]), h)])
+    radius = h if isolation is None else isolation
+    counts = np.array([len(n) for n in tree.query_ball_point(np.column_stack([x, y]), radius)])
     keep &= counts == 1
-    bad_near = ndimage.maximum_filter(bad.astype(np.uint8), size=size)
-    keep &= bad_near[np.round(y).astype(int).clip(0, ny - 1),
-                     np.round(x).astype(int).clip(0, nx - 1)] == 0
+    if clean:
+        bad_near = ndimage.maximum_filter(bad.astype(np.uint8), size=size)
+        keep &= bad_near[np.round(y).astype(int).clip(0, ny - 1),
+                         np.round(x).astype(int).clip(0, nx - 1)] == 0
     idx = np.flatnonzero(keep)
     return idx[np.argsort(-stars.flux[idx])]
 
