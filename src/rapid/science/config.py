@@ -314,11 +314,20 @@ class PhotometryConfig:
         Aperture radii in pixels (2, 4); columns ``aper_flux_r<radius>``.
     max_shift : float
         How far a fit may move a candidate from its detected position, pixels (1.0); 0 fixes it.
+    aperture_correction : bool
+        Divide the PSF fluxes of candidates by the aperture correction measured on the stars
+        (:mod:`rapid.science.aperture_correction`) when the PSF model they depend on was
+        estimated from the image rather than read from a PSF file (True): a file defines the
+        flux scale, an estimate's normalisation is what the correction repairs.
+    aperture_correction_min_stars : int
+        Fewest stars it is measured on (5).
     """
 
     fit_shape: tuple[int, int] = (11, 11)
     aperture_radii: tuple[float, ...] = (2.0, 4.0)
     max_shift: float = 1.0
+    aperture_correction: bool = True
+    aperture_correction_min_stars: int = 5
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,8 @@ import numpy as np
 from astropy.table import Table, vstack
 from astropy.wcs import WCS
 
+from rapid.science.aperture_correction import (ApertureCorrection, combine_ratios,
+                                               star_flux_ratios)
 from rapid.science.artifacts import pixel_scores
 from rapid.science.background import subtract_background
 from rapid.science.bright_mask import mask_bright_halos, wing_profile
@@ -46,6 +48,8 @@ from rapid.science.zogy_cells import zogy_cells
 
 # Largest move of the detection thresholds, in sigma, that the skewness correction may make
 MAX_SKEW_SHIFT = 0.5
+# Stars an aperture correction is measured on, shared among the PSF cells
+MAX_APCORR_STARS = 60
 
 
 class NoOverlapError(ValueError):
@@ -287,6 +291,22 @@ def _rows_by_cell(grid: CellGrid, x, y):
         yield int(c), np.flatnonzero(where == c)
 
 
+def _aperture_correction(image, var, bad, x, y, grid: CellGrid, psfs, kernels, pds, pd_fines,
+                         measure, *, units: float, min_stars: int) -> ApertureCorrection | None:
+    """One image's aperture correction, each star put through its own cell's kernel."""
+    ratios, errors = [], []
+    for c, rows in _rows_by_cell(grid, x, y):
+        r, e = star_flux_ratios(image, var, bad, x[rows], y[rows], stamp=psfs[c].shape[0],
+                                kernel=kernels[c], pd=pds[c], pd_fine=pd_fines[c],
+                                measure=measure, units=units,
+                                max_stars=max(8, MAX_APCORR_STARS // grid.ncells))
+        ratios.append(r)
+        errors.append(e)
+    if not ratios:
+        return None
+    return combine_ratios(np.concatenate(ratios), np.concatenate(errors), min_stars=min_stars)
+
+
 def _robust_std(values: np.ndarray) -> float:
     if values.size == 0:
         return float("nan")
@@ -509,12 +529,33 @@ def difference_images(sci: Frame, ref: Frame, *,
                 D, D_unc, zr.Pd, cands, sci.wcs, mask=mask, fit_shape=pc.fit_shape,
                 aperture_radii=pc.aperture_radii, max_shift=pc.max_shift)
         table["pixel_score"] = scores.astype(np.float32)
-        if len(table):
-            # a fit may drift (<= max_shift) onto a masked pixel: such candidates are dropped
-            iy = np.clip(np.round(np.asarray(table["y"])).astype(int), 0, mask.shape[0] - 1)
-            ix = np.clip(np.round(np.asarray(table["x"])).astype(int), 0, mask.shape[1] - 1)
-            table = table[~mask[iy, ix]]
-            table = drop_converged(table)
+
+    with timed("apcorr"):
+        # positive candidates are sources of N, fading ones of R: each image's own correction,
+        # where its PSF was estimated
+        apcorr: dict[int, ApertureCorrection | None] = {1: None, -1: None}
+        if gm.method == "stars" and pc.aperture_correction:
+            def fit_fluxes(img, unc, pd, rows, fine):
+                return measure_candidates(img, unc, pd, rows, fit_shape=pc.fit_shape,
+                                          aperture_radii=(), max_shift=pc.max_shift,
+                                          psf_fine=fine)
+
+            for s, source, image, var, psfs, kernels, units in (
+                    (1, src_n, sci_b.data, var_n, cells.psfs_n,
+                     [k.kernel_n for k in cz.cells], 1.0),
+                    (-1, src_r, ref_b.data, var_r, cells.psfs_r,
+                     [k.kernel_r for k in cz.cells], gm.flux_ratio)):
+                if source == "frame":
+                    continue
+                apcorr[s] = _aperture_correction(
+                    image, var, bad, gm.star_x, gm.star_y, grid, psfs,
+                    [k * scale for k in kernels], [k.Pd for k in cz.cells], pd_fines,
+                    fit_fluxes, units=units, min_stars=pc.aperture_correction_min_stars)
+        for s, ac in apcorr.items():
+            if ac is not None and len(table):
+                rows = np.asarray(table["sign"]) == s
+                table["flux"][rows] /= ac.factor
+                table["flux_err"][rows] /= ac.factor
 
     npos = int(np.sum(table["sign"] > 0)) if len(table) else 0
     reg_dx = reg_dy = reg_max = 0.0
@@ -538,6 +579,10 @@ def difference_images(sci: Frame, ref: Frame, *,
         "psf_variation_ref": cells.variation_r,
         "register_dx": reg_dx, "register_dy": reg_dy, "register_max": reg_max,
         "register_nstars": registration.nstars if registration is not None else 0,
+        **{f"apcorr_{name}{part}": (getattr(apcorr[s], attr) if apcorr[s] is not None
+                                    else float("nan"))
+           for s, name in ((1, "sci"), (-1, "ref"))
+           for part, attr in (("", "factor"), ("_err", "error"))},
     }
     diff = Frame(data=D, wcs=sci.wcs, psf=zr.Pd, unc=D_unc, mask=mask,
                  psf_fine=pd_fines[grid.central()],
