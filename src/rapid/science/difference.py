@@ -529,6 +529,12 @@ def difference_images(sci: Frame, ref: Frame, *,
                 D, D_unc, zr.Pd, cands, sci.wcs, mask=mask, fit_shape=pc.fit_shape,
                 aperture_radii=pc.aperture_radii, max_shift=pc.max_shift)
         table["pixel_score"] = scores.astype(np.float32)
+        if len(table):
+            # a fit may drift (<= max_shift) onto a masked pixel: such candidates are dropped
+            iy = np.clip(np.round(np.asarray(table["y"])).astype(int), 0, mask.shape[0] - 1)
+            ix = np.clip(np.round(np.asarray(table["x"])).astype(int), 0, mask.shape[1] - 1)
+            table = table[~mask[iy, ix]]
+            table = drop_converged(table)
 
     with timed("apcorr"):
         # positive candidates are sources of N, fading ones of R: each image's own correction,
