@@ -49,6 +49,28 @@ def test_two_samples_still_lose_a_cosmic_ray_on_faint_sky_and_the_halo_rows_are_
         combine_stack(values[:, :2], weights[:, :2], halo=1)
 
 
+def test_three_disagreeing_samples_keep_the_two_nearest_the_median_and_an_outlier_still_goes():
+    shape = (21, 21)
+    rng = np.random.default_rng(6)
+    # a variable star at three brightnesses: every frame disagrees with the others
+    values = np.stack([_star(shape, 10.0, 10.0, p) for p in (1000.0, 4500.0, 9000.0)])
+    values += rng.normal(0.0, 1.0, values.shape)
+    values[2, 3, 3] += 80.0  # and a cosmic ray on the sky in the third frame
+    weights = np.ones_like(values)
+    mean, _, count, _ = combine_stack(values, weights)
+    # the star's core keeps two samples (a pixel left with one would be masked downstream),
+    # the 3000 and 4500 frames, nearest the median
+    assert count[10, 10] == 2
+    assert mean[10, 10] == pytest.approx(values[:2, 10, 10].mean(), rel=1e-5)
+    assert np.all(count >= 2)
+    # one frame against two that agree is still an outlier
+    assert mean[3, 3] == pytest.approx(values[:2, 3, 3].mean(), abs=1e-4)
+    # with four frames too: the second pass never leaves fewer than two
+    four = np.concatenate([values, _star(shape, 10.0, 10.0, 10000.0)[None]])
+    _, _, count4, _ = combine_stack(four, np.ones_like(four))
+    assert np.all(count4 >= 2)
+
+
 @pytest.mark.parametrize("n", [1, 2, 3, 5, 8, 13, 16])
 def test_sorting_network_sorts_every_zero_one_input(n):
     # the 0-1 principle: a comparator network that sorts all 0-1 inputs sorts everything

@@ -105,6 +105,23 @@ def _local_peak(med, r: int, j: int) -> float:
     return peak
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _keep_two_nearest(v, w, med, keep) -> None:
+    """Keep only the two valid samples nearest ``med``."""
+    first = second = -1
+    d1 = d2 = np.inf
+    for k in range(v.shape[0]):
+        if w[k] > 0:
+            d = abs(v[k] - med)
+            if d < d1:
+                second, d2 = first, d1
+                first, d1 = k, d
+            elif d < d2:
+                second, d2 = k, d
+    for k in range(v.shape[0]):
+        keep[k] = k == first or k == second
+
+
 @numba.njit(cache=True, nogil=True)
 def _combine(values, weights, med_all, n_all, halo, clip2, tol2, mean_out, sumw_out,
              count_out) -> int:
@@ -135,11 +152,21 @@ def _combine(values, weights, med_all, n_all, halo, clip2, tol2, mean_out, sumw_
                 keep[k] = w[k] > 0
             if n >= 3:
                 a = clip2 * (1.0 + np.pi / (2.0 * n))
+                kept = 0
                 for k in range(nk):
                     if keep[k]:
                         d = v[k] - med
                         if d * d * w[k] > w[k] * b + a:
                             keep[k] = False
+                        else:
+                            kept += 1
+                if kept < 2:
+                    # The samples disagree among themselves, not one with the rest: a variable
+                    # star, or a bright star's flank resampled from different sub-pixel phases.
+                    # The two nearest the median stand, rather than a pixel the difference
+                    # image would have to mask (every bright star and variable of a 3-frame
+                    # reference lost pixels so, and with them their surroundings).
+                    _keep_two_nearest(v, w, med, keep)
             elif n == 2:
                 # Two samples: drop the higher when they disagree (cosmic rays, transients).
                 vmax = -np.inf
@@ -168,8 +195,8 @@ def _combine(values, weights, med_all, n_all, halo, clip2, tol2, mean_out, sumw_
                         sw += w[k]
                         swv += w[k] * v[k]
                 if sw > 0:
-                    # Second pass against the weighted mean of the survivors; it may never empty
-                    # a pixel that the first pass kept.
+                    # Second pass against the weighted mean of the survivors; it may never leave
+                    # fewer than the two samples the first pass kept at least.
                     mean = swv / sw
                     survivors = 0
                     for k in range(nk):
@@ -177,14 +204,10 @@ def _combine(values, weights, med_all, n_all, halo, clip2, tol2, mean_out, sumw_
                             d = v[k] - mean
                             if not (d * d * w[k] > w[k] * b + clip2):
                                 survivors += 1
-                    if survivors > 0:
+                    if survivors >= 2:
                         for k in range(nk):
                             d = v[k] - mean
                             keep[k] = w[k] > 0 and not (d * d * w[k] > w[k] * b + clip2)
-                else:
-                    # the first pass emptied the pixel: every sample is kept
-                    for k in range(nk):
-                        keep[k] = w[k] > 0
             sw = 0.0
             swv = 0.0
             count = 0
@@ -207,9 +230,12 @@ def combine_stack(values: np.ndarray, weights: np.ndarray, *, clip_sigma: float 
     Each sample k has sigma_k = 1/sqrt(weight_k). With 3 or more samples, a sample is rejected when
     it deviates from the median by more than ``clip_sigma`` times
     sqrt(sigma_k² (1 + pi/(2n)) + (interp_tolerance * median)²), the second term allowing for
-    interpolation differences on bright, undersampled stars. With 4 or more samples the test is
-    repeated against the weighted mean of the survivors (with sigma_k² alone as the first term);
-    it replaces the first verdict unless it would reject every sample. With exactly 2 samples
+    interpolation differences on bright, undersampled stars; when that would leave fewer than
+    two, the samples disagree among themselves rather than one with the rest (a variable star, a
+    bright star's flank resampled from different phases) and the two nearest the median are
+    kept. With 4 or more samples the test is repeated against the weighted mean of the
+    survivors (with sigma_k² alone as the first term); it replaces the first verdict unless it
+    would leave fewer than two samples. With exactly 2 samples
     the higher one is dropped when they disagree by more than ``clip_sigma`` times
     sqrt(sigma_1² + sigma_2² + (interp_tolerance * peak)²) (cosmic rays and transients are
     positive), where ``peak`` is the largest |median| over the pixel and its 8 neighbours: on a
