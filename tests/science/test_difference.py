@@ -228,6 +228,24 @@ def test_fits_converged_onto_one_source_keep_the_most_significant():
     assert len(drop_converged(t[:1])) == 1
 
 
+def test_side_lobes_of_a_far_brighter_candidate_are_dropped():
+    from astropy.table import Table
+
+    from rapid.science.difference import drop_satellites
+
+    # a fading variable (flux 620) with lobes 5 pixels out (flux 3-7, either sign), a faint
+    # transient 30 pixels away, and two comparable sources 3 pixels apart
+    t = Table({"x": [100.0, 104.8, 95.5, 100.0, 130.0, 300.0, 303.0, np.nan],
+               "y": [100.0, 100.5, 101.0, 94.6, 100.0, 300.0, 300.0, np.nan],
+               "flux": [620.0, 6.5, 3.5, 7.4, 5.0, 40.0, 12.0, 5.0],
+               "sign": [-1, -1, -1, 1, 1, 1, 1, 1]})
+    out = drop_satellites(t, radius=6.0)
+    assert list(out["flux"]) == pytest.approx([620.0, 5.0, 40.0, 12.0, 5.0])
+    # a lobe outside the reach stays
+    assert len(drop_satellites(t, radius=5.0)) == len(t) - 2
+    assert len(drop_satellites(t[:1], radius=6.0)) == 1
+
+
 @pytest.mark.parametrize("fwhm, wide", [(1.6, False), (4.5, True)])
 def test_estimated_psf_stamp_spans_eight_fwhm(fwhm, wide):
     # a broad PSF on Roman's 25-pixel stamp would leave its wings around every bright star

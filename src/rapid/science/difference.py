@@ -50,6 +50,8 @@ from rapid.science.zogy_cells import zogy_cells
 MAX_SKEW_SHIFT = 0.5
 # Stars an aperture correction is measured on, shared among the PSF cells
 MAX_APCORR_STARS = 60
+# Reach of a bright difference source's side lobes, in FWHM of D's PSF (Roman: ~6 pixels)
+SATELLITE_FWHMS = 4.0
 
 
 class NoOverlapError(ValueError):
@@ -239,6 +241,49 @@ def drop_converged(table: Table, radius: float = 0.5) -> Table:
         i, j = rows[a], rows[b]
         if sign[i] == sign[j] and keep[i] and keep[j]:
             keep[j if score[i] >= score[j] else i] = False
+    return table[keep]
+
+
+def drop_satellites(table: Table, radius: float, ratio: float = 20.0) -> Table:
+    """Candidates without those that are side lobes of a far brighter one next to them.
+
+    A bright source that changed (a variable star) lies in D with its flux change, and Scorr
+    there is weighed down by the PSF mismatch of the star under it; a few PSF widths out, the
+    side lobes of the matched filter and the rings of what the PSF models miss carry a few per
+    cent of that flux where no star's mismatch weighs them: on Roman's images, rings of
+    Scorr 5-8 candidates 5 pixels around variables at Scorr 6-7 themselves. A candidate within
+    ``radius`` pixels of one whose flux is ``ratio`` times its own (or more), of either sign,
+    is taken for such a lobe and dropped; a transient that faint that close to a source that
+    bright is lost with them.
+
+    Parameters
+    ----------
+    table : astropy.table.Table
+        Measured candidates with x, y and flux (>= 0).
+    radius : float
+        Reach of the lobes, pixels.
+    ratio : float, optional
+        How much brighter the neighbour must be (20).
+
+    Returns
+    -------
+    astropy.table.Table
+        The kept rows, in their original order.
+    """
+    if len(table) < 2:
+        return table
+    from scipy.spatial import cKDTree
+
+    xy = np.column_stack([np.asarray(table["x"], float), np.asarray(table["y"], float)])
+    flux = np.nan_to_num(np.abs(np.asarray(table["flux"], float)))
+    keep = np.ones(len(table), dtype=bool)
+    rows = np.flatnonzero(np.isfinite(xy).all(axis=1))
+    for a, b in cKDTree(xy[rows]).query_pairs(radius):
+        i, j = rows[a], rows[b]
+        if flux[i] >= ratio * flux[j]:
+            keep[j] = False
+        elif flux[j] >= ratio * flux[i]:
+            keep[i] = False
     return table[keep]
 
 
@@ -535,6 +580,7 @@ def difference_images(sci: Frame, ref: Frame, *,
             ix = np.clip(np.round(np.asarray(table["x"])).astype(int), 0, mask.shape[1] - 1)
             table = table[~mask[iy, ix]]
             table = drop_converged(table)
+            table = drop_satellites(table, SATELLITE_FWHMS * diff_fwhm)
 
     with timed("apcorr"):
         # positive candidates are sources of N, fading ones of R: each image's own correction,

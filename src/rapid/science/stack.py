@@ -105,23 +105,6 @@ def _local_peak(med, r: int, j: int) -> float:
     return peak
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
-def _keep_two_nearest(v, w, med, keep) -> None:
-    """Keep only the two valid samples nearest ``med``."""
-    first = second = -1
-    d1 = d2 = np.inf
-    for k in range(v.shape[0]):
-        if w[k] > 0:
-            d = abs(v[k] - med)
-            if d < d1:
-                second, d2 = first, d1
-                first, d1 = k, d
-            elif d < d2:
-                second, d2 = k, d
-    for k in range(v.shape[0]):
-        keep[k] = k == first or k == second
-
-
 @numba.njit(cache=True, nogil=True)
 def _combine(values, weights, med_all, n_all, halo, clip2, tol2, mean_out, sumw_out,
              count_out) -> int:
@@ -163,10 +146,12 @@ def _combine(values, weights, med_all, n_all, halo, clip2, tol2, mean_out, sumw_
                 if kept < 2:
                     # The samples disagree among themselves, not one with the rest: a variable
                     # star, or a bright star's flank resampled from different sub-pixel phases.
-                    # The two nearest the median stand, rather than a pixel the difference
-                    # image would have to mask (every bright star and variable of a 3-frame
-                    # reference lost pixels so, and with them their surroundings).
-                    _keep_two_nearest(v, w, med, keep)
+                    # All of them stand, rather than a pixel the difference image would have to
+                    # mask (every bright star and variable of a 3-frame reference lost pixels
+                    # so, and with them their surroundings); all, not some, so that a variable
+                    # star is the same mean of its epochs in its core and on its fainter flanks.
+                    for k in range(nk):
+                        keep[k] = w[k] > 0
             elif n == 2:
                 # Two samples: drop the higher when they disagree (cosmic rays, transients).
                 vmax = -np.inf
@@ -232,8 +217,7 @@ def combine_stack(values: np.ndarray, weights: np.ndarray, *, clip_sigma: float 
     sqrt(sigma_k² (1 + pi/(2n)) + (interp_tolerance * median)²), the second term allowing for
     interpolation differences on bright, undersampled stars; when that would leave fewer than
     two, the samples disagree among themselves rather than one with the rest (a variable star, a
-    bright star's flank resampled from different phases) and the two nearest the median are
-    kept. With 4 or more samples the test is repeated against the weighted mean of the
+    bright star's flank resampled from different phases) and all are kept. With 4 or more samples the test is repeated against the weighted mean of the
     survivors (with sigma_k² alone as the first term); it replaces the first verdict unless it
     would leave fewer than two samples. With exactly 2 samples
     the higher one is dropped when they disagree by more than ``clip_sigma`` times
