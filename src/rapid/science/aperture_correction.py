@@ -14,7 +14,8 @@ inverse-variance weighted mean of those ratios, clipped, is ``c``. Compact galax
 stars pull it low (their fits hold less of their light); clipping removes the clear ones, and
 on simulated Roman fields with their true PSFs ``c`` comes out 0.99 +- 0.01. Fading candidates
 (sources that faded from the reference) get the reference's ``c``, measured the same way on its
-stars and the kernel applied to it.
+stars and the kernel applied to it. The difference step applies it where the PSF was estimated
+from the image (``PhotometryConfig.aperture_correction``): a PSF file sets the flux scale.
 """
 
 from __future__ import annotations
