@@ -58,6 +58,17 @@ def test_noise_and_integer_noise_have_no_plateau():
     assert not plateau_mask(counts).any()
 
 
+def test_fill_in_integer_data_with_equal_neighbours_everywhere():
+    # low counts repeat values next to each other tens of thousands of times: the search
+    # covers the image as one box rather than piece by piece, and finds the same fill
+    counts = np.random.default_rng(6).poisson(2.0, size=(400, 400)).astype(np.int16)
+    counts[300:320, 40:70] = -1
+    expected = np.zeros(counts.shape, bool)
+    expected[300:320, 40:70] = True
+    assert np.count_nonzero(counts[:, 1:] == counts[:, :-1]) > 20000
+    assert np.array_equal(plateau_mask(counts), expected)
+
+
 def test_bad_arguments():
     with pytest.raises(ValueError, match="2-D"):
         plateau_mask(np.zeros(10))

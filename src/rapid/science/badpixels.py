@@ -119,26 +119,43 @@ def plateau_mask(data: np.ndarray, *, size: int = 5, run: int = 25) -> np.ndarra
     # cheap exit for the usual noisy image, which has hardly any equal neighbours
     if np.count_nonzero(eq_x) + np.count_nonzero(eq_y) < min(size * (size - 1), run - 1):
         return out
-    # only the rows and columns that hold equal neighbours (a fill is usually in a corner)
-    ys = np.union1d(np.flatnonzero(eq_x.any(axis=1)), np.flatnonzero(eq_y.any(axis=1)) + 1)
-    xs = np.union1d(np.flatnonzero(eq_x.any(axis=0)) + 1, np.flatnonzero(eq_y.any(axis=0)))
-    y0, y1 = max(ys[0] - 1, 0), ys[-1] + 1
-    x0, x1 = max(xs[0] - 1, 0), xs[-1] + 1
-    a = a[y0:y1, x0:x1]
-    eq_x, eq_y = eq_x[y0:y1, x0:x1 - 1], eq_y[y0:y1 - 1, x0:x1]
-    box = out[y0:y1, x0:x1]
+    # A plateau's equal neighbours chain into one connected piece: each piece is searched
+    # within its own bounding box, not the whole image (a few saturated cores scattered over a
+    # 4088-pixel image otherwise cost 0.6 s per read). Integer data, where equal neighbours are
+    # everywhere, is searched as one box.
+    touched = np.zeros(a.shape, dtype=bool)
+    touched[:, 1:] |= eq_x
+    touched[:, :-1] |= eq_x
+    touched[1:, :] |= eq_y
+    touched[:-1, :] |= eq_y
+    labels, n = ndimage.label(touched)
+    boxes = ndimage.find_objects(labels) if n <= _MAX_PIECES else [np.s_[:, :]]
+    for box in boxes:
+        _mark_plateaus(a[box], out[box], size, run)
+    return out
+
+
+# Connected pieces of equal neighbours searched one by one; more are searched as one box
+_MAX_PIECES = 2000
+
+
+def _mark_plateaus(a: np.ndarray, out: np.ndarray, size: int, run: int) -> None:
+    """Set ``out`` on the squares and runs of equal values of ``a`` (see :func:`plateau_mask`)."""
     ny, nx = a.shape
+    if nx < run and ny < run and (ny < size or nx < size):
+        return
+    eq_x = a[:, 1:] == a[:, :-1]
+    eq_y = a[1:, :] == a[:-1, :]
     if nx >= run:
-        box |= _spread(_window_sum(eq_x, run - 1, 1) == run - 1, run, 1)
+        out |= _spread(_window_sum(eq_x, run - 1, 1) == run - 1, run, 1)
     if ny >= run:
-        box |= _spread(_window_sum(eq_y, run - 1, 0) == run - 1, run, 0)
+        out |= _spread(_window_sum(eq_y, run - 1, 0) == run - 1, run, 0)
     if ny >= size and nx >= size:
         rows = _window_sum(eq_x, size - 1, 1) == size - 1  # a run of size equal values
         col = (_window_sum(eq_y, size - 1, 0) == size - 1)[:, : nx - size + 1]  # and down
         corner = (_window_sum(rows, size, 0) == size) & col  # a square's top-left corner
         if corner.any():
-            box |= _spread(_spread(corner, size, 0), size, 1)
-    return out
+            out |= _spread(_spread(corner, size, 0), size, 1)
 
 
 def _spread(starts: np.ndarray, n: int, axis: int) -> np.ndarray:
