@@ -246,6 +246,32 @@ def test_side_lobes_of_a_far_brighter_candidate_are_dropped():
     assert len(drop_satellites(t[:1], radius=6.0)) == 1
 
 
+def test_difference_drops_converged_fits_and_side_lobes(monkeypatch):
+    import rapid.science.difference as difference
+
+    seen = {}
+
+    def spy(name):
+        real = getattr(difference, name)
+
+        def wrapped(table, *args, **kwargs):
+            out = real(table, *args, **kwargs)
+            seen[name] = (len(table), len(out))
+            return out
+        return wrapped
+
+    for name in ("drop_converged", "drop_satellites"):
+        monkeypatch.setattr(difference, name, spy(name))
+    rng = np.random.default_rng(8)
+    stars = list(zip(*star_field(rng, (192, 192), nstars=30)))
+    sci = make_frame(rng, stars=stars + [(96.0, 96.0, 4000.0)])
+    ref = make_frame(rng, sigma=5.0, stars=stars)
+    result = difference_images(sci, ref)
+    # both run on the measured candidates, and the catalog is what they leave
+    assert set(seen) == {"drop_converged", "drop_satellites"}
+    assert seen["drop_satellites"][1] == len(result.candidates) >= 1
+
+
 @pytest.mark.parametrize("fwhm, wide", [(1.6, False), (4.5, True)])
 def test_estimated_psf_stamp_spans_eight_fwhm(fwhm, wide):
     # a broad PSF on Roman's 25-pixel stamp would leave its wings around every bright star
