@@ -228,20 +228,25 @@ def drop_converged(table: Table, radius: float = 0.5) -> Table:
     astropy.table.Table
         The kept rows, in their original order.
     """
-    if len(table) < 2:
-        return table
-    from scipy.spatial import cKDTree
-
-    xy = np.column_stack([np.asarray(table["x"], float), np.asarray(table["y"], float)])
     sign = np.asarray(table["sign"])
     score = np.nan_to_num(np.abs(np.asarray(table["scorr_peak"], float)))
     keep = np.ones(len(table), dtype=bool)
-    rows = np.flatnonzero(np.isfinite(xy).all(axis=1))
-    for a, b in sorted(cKDTree(xy[rows]).query_pairs(radius)):
-        i, j = rows[a], rows[b]
+    for i, j in _close_pairs(table, radius):
         if sign[i] == sign[j] and keep[i] and keep[j]:
             keep[j if score[i] >= score[j] else i] = False
     return table[keep]
+
+
+def _close_pairs(table: Table, radius: float) -> list[tuple[int, int]]:
+    """Row pairs (i < j) of ``table`` whose finite x, y lie within ``radius``, sorted."""
+    if len(table) < 2:
+        return []
+    from scipy.spatial import cKDTree
+
+    xy = np.column_stack([np.asarray(table["x"], float), np.asarray(table["y"], float)])
+    rows = np.flatnonzero(np.isfinite(xy).all(axis=1))
+    return sorted((int(rows[a]), int(rows[b]))
+                  for a, b in cKDTree(xy[rows]).query_pairs(radius))
 
 
 def drop_satellites(table: Table, radius: float, ratio: float = 20.0) -> Table:
@@ -270,16 +275,9 @@ def drop_satellites(table: Table, radius: float, ratio: float = 20.0) -> Table:
     astropy.table.Table
         The kept rows, in their original order.
     """
-    if len(table) < 2:
-        return table
-    from scipy.spatial import cKDTree
-
-    xy = np.column_stack([np.asarray(table["x"], float), np.asarray(table["y"], float)])
     flux = np.nan_to_num(np.abs(np.asarray(table["flux"], float)))
     keep = np.ones(len(table), dtype=bool)
-    rows = np.flatnonzero(np.isfinite(xy).all(axis=1))
-    for a, b in cKDTree(xy[rows]).query_pairs(radius):
-        i, j = rows[a], rows[b]
+    for i, j in _close_pairs(table, radius):
         if flux[i] >= ratio * flux[j]:
             keep[j] = False
         elif flux[j] >= ratio * flux[i]:
@@ -631,10 +629,10 @@ def difference_images(sci: Frame, ref: Frame, *,
         "psf_variation_ref": cells.variation_r,
         "register_dx": reg_dx, "register_dy": reg_dy, "register_max": reg_max,
         "register_nstars": registration.nstars if registration is not None else 0,
-        **{f"apcorr_{name}{part}": (getattr(apcorr[s], attr) if apcorr[s] is not None
-                                    else float("nan"))
-           for s, name in ((1, "sci"), (-1, "ref"))
-           for part, attr in (("", "factor"), ("_err", "error"))},
+        "apcorr_sci": apcorr[1].factor if apcorr[1] else float("nan"),
+        "apcorr_sci_err": apcorr[1].error if apcorr[1] else float("nan"),
+        "apcorr_ref": apcorr[-1].factor if apcorr[-1] else float("nan"),
+        "apcorr_ref_err": apcorr[-1].error if apcorr[-1] else float("nan"),
     }
     diff = Frame(data=D, wcs=sci.wcs, psf=zr.Pd, unc=D_unc, mask=mask,
                  psf_fine=pd_fines[grid.central()],

@@ -180,8 +180,8 @@ def _combine(values, weights, med_all, n_all, halo, clip2, tol2, mean_out, sumw_
                         sw += w[k]
                         swv += w[k] * v[k]
                 if sw > 0:
-                    # Second pass against the weighted mean of the survivors; it may never leave
-                    # fewer than the two samples the first pass kept at least.
+                    # Second pass against the weighted mean of the survivors (the first pass
+                    # kept two at least); it may never leave fewer than two.
                     mean = swv / sw
                     survivors = 0
                     for k in range(nk):
@@ -217,12 +217,12 @@ def combine_stack(values: np.ndarray, weights: np.ndarray, *, clip_sigma: float 
     sqrt(sigma_k² (1 + pi/(2n)) + (interp_tolerance * median)²), the second term allowing for
     interpolation differences on bright, undersampled stars; when that would leave fewer than
     two, the samples disagree among themselves rather than one with the rest (a variable star, a
-    bright star's flank resampled from different phases) and all are kept. With 4 or more samples the test is repeated against the weighted mean of the
-    survivors (with sigma_k² alone as the first term); it replaces the first verdict unless it
-    would leave fewer than two samples. With exactly 2 samples
-    the higher one is dropped when they disagree by more than ``clip_sigma`` times
-    sqrt(sigma_1² + sigma_2² + (interp_tolerance * peak)²) (cosmic rays and transients are
-    positive), where ``peak`` is the largest |median| over the pixel and its 8 neighbours: on a
+    bright star's flank resampled from different phases) and all are kept. With 4 or more
+    samples the test is repeated against the weighted mean of the survivors (with sigma_k²
+    alone as the first term); it replaces the first verdict unless it would leave fewer than
+    two samples. With exactly 2 samples the higher one is dropped when they disagree by more
+    than ``clip_sigma`` times sqrt(sigma_1² + sigma_2² + (interp_tolerance * peak)²) (cosmic
+    rays and transients are positive), where ``peak`` is the largest |median| over the pixel and its 8 neighbours: on a
     star's flank two frames resampled from different sub-pixel phases differ by a fraction of
     the star's peak, and with no third sample to tell which is right, dropping the higher would
     bias the flank low (and leave a false brightening in every difference image against it).
