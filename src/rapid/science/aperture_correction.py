@@ -6,7 +6,7 @@ the true PSF (a PSF estimated from stars of an undersampled image comes out too 
 PSF file may be a few per cent off), the fitted flux is ``c f`` with ``c != 1``, for every
 transient alike; the reference's PSF model enters the kernel and Pd alike and cancels.
 
-``c`` is measured the way the survey's photometry would see it: each bright, isolated star of N
+``c`` is measured the way the survey's photometry would see it: each bright, unblended star of N
 (its stamp, the size of the PSF model, which is normalised over that stamp) is taken as a
 transient of its own shape, put through the kernel, fitted with the very estimator the
 candidates are measured with, and its fitted flux compared with the stamp's sum. The
@@ -26,6 +26,7 @@ import numpy as np
 from astropy.table import Table
 from scipy.signal import fftconvolve
 
+from rapid.science.clipped_mean import clipped_weighted_mean
 from rapid.science.image import FinePsf
 
 # Stars whose stamp sum is known to worse than this are no use for a per-cent correction
@@ -75,7 +76,7 @@ def star_flux_ratios(
     image, var, bad : ndarray
         Background-subtracted image on D's grid, its per-pixel variance, bad-pixel mask.
     x, y : array_like
-        Positions of isolated, unsaturated stars (pixels, zero-based).
+        Positions of unblended, unsaturated stars (pixels, zero-based): the gain match's.
     stamp : int
         Odd side of the image's PSF model, over which it is normalised.
     kernel : ndarray
@@ -144,28 +145,10 @@ def star_flux_ratios(
 
 def combine_ratios(ratio, error, *, min_stars: int = 5,
                    clip_sigma: float = 3.0) -> ApertureCorrection | None:
-    """The clipped inverse-variance weighted mean of the stars' ratios, or None with fewer
-    than ``min_stars`` left; its error grows with the scatter when that exceeds the errors."""
-    ratio = np.asarray(ratio, dtype=float)
-    sig = np.asarray(error, dtype=float)
-    good = np.isfinite(ratio) & np.isfinite(sig) & (sig > 0)
-    if good.sum() < min_stars:
+    """The clipped inverse-variance weighted mean of the stars' ratios
+    (:func:`rapid.science.clipped_mean.clipped_weighted_mean`), or None with fewer than
+    ``min_stars`` left."""
+    fit = clipped_weighted_mean(ratio, error, clip_sigma=clip_sigma, min_count=min_stars)
+    if not fit.ok:
         return None
-    ratio, sig = ratio[good], sig[good]
-    use = np.ones(ratio.size, dtype=bool)
-    mean = float(np.median(ratio))
-    for _ in range(10):
-        # clip in units of each star's error, widened when the stars scatter more than that
-        z = (ratio - mean) / sig
-        new = np.abs(z) < clip_sigma * max(1.0, 1.4826 * float(np.median(np.abs(z[use]))))
-        if new.sum() < min_stars:
-            return None
-        w = 1.0 / sig[new] ** 2
-        mean = float(np.sum(w * ratio[new]) / np.sum(w))
-        if np.array_equal(new, use):
-            break
-        use = new
-    w = 1.0 / sig[use] ** 2
-    chi2 = float(np.sum(w * (ratio[use] - mean) ** 2) / max(int(use.sum()) - 1, 1))
-    return ApertureCorrection(factor=mean, error=float(np.sqrt(max(chi2, 1.0) / np.sum(w))),
-                              nstars=int(use.sum()))
+    return ApertureCorrection(factor=fit.mean, error=fit.error, nstars=int(fit.used.sum()))

@@ -10,6 +10,7 @@ from astropy.stats import sigma_clip
 from scipy.spatial import cKDTree
 
 from rapid.science.background import sep_ready
+from rapid.science.clipped_mean import clipped_weighted_mean
 from rapid.science.image import Frame
 from rapid.science.psf import fit_psf_fwhm
 from rapid.science.registration import common_offset, registration_noise
@@ -208,29 +209,10 @@ def gain_match(
     ratio = fs[i] / fr[j] * corr
     rel_err = np.hypot(es[i] / fs[i], er[j] / fr[j])
     sig = ratio * rel_err
-    good = np.isfinite(ratio) & np.isfinite(sig) & (sig > 0)
-    if good.sum() < min_stars:
-        return _fallback(sci, ref, int(good.sum()))
-    # Inverse-variance weighted mean, clipping on each star's own error: the bright stars carry
-    # the precision, and a bright star blended with a variable or a transient is an outlier by
-    # many of its own sigmas although its ratio lies within the scatter of the faint stars.
-    mean = float(np.median(ratio[good]))
-    use = good.copy()
-    for _ in range(10):
-        z = np.where(good, (ratio - mean) / np.where(good, sig, 1.0), np.inf)
-        scale = max(1.0, 1.4826 * float(np.median(np.abs(z[use]))))
-        new = good & (np.abs(z) < clip_sigma * scale)
-        if new.sum() < min_stars:
-            return _fallback(sci, ref, int(new.sum()))
-        w = 1.0 / sig[new] ** 2
-        mean = float(np.sum(w * ratio[new]) / np.sum(w))
-        if np.array_equal(new, use):
-            break
-        use = new
-    r, w = ratio[use], 1.0 / sig[use] ** 2
-    mean = float(np.sum(w * r) / np.sum(w))
-    chi2 = float(np.sum(w * (r - mean) ** 2) / max(r.size - 1, 1))
-    ratio_err = float(np.sqrt(max(chi2, 1.0) / np.sum(w)))
+    fit = clipped_weighted_mean(ratio, sig, clip_sigma=clip_sigma, min_count=min_stars)
+    if not fit.ok:
+        return _fallback(sci, ref, int(fit.used.sum()))
+    mean, ratio_err, use = fit.mean, fit.error, fit.used
     # the misregistration: star offsets less the offset of the two PSFs' own centroids
     psf_dx, psf_dy = _psf_centre(sci.psf, window) - _psf_centre(ref.psf, window)
     star_dx = (xy_s[i, 0] - xy_r[j, 0])[use] - psf_dx
@@ -244,7 +226,7 @@ def gain_match(
     return GainMatch(
         flux_ratio=mean, flux_ratio_err=ratio_err, dx_median=dx_med, dy_median=dy_med,
         dx_rms=float(np.sqrt(np.mean(dx**2))), dy_rms=float(np.sqrt(np.mean(dy**2))),
-        nmatched=int(r.size), method="stars", star_x=xy_s[i, 0][use], star_y=xy_s[i, 1][use],
+        nmatched=int(use.sum()), method="stars", star_x=xy_s[i, 0][use], star_y=xy_s[i, 1][use],
         star_dx=star_dx, star_dy=star_dy,
         reg_sigma_x=registration_noise(dx, centroid_var),
         reg_sigma_y=registration_noise(dy, centroid_var),
