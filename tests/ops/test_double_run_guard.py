@@ -10,6 +10,7 @@ the engine is the no-op engine (which never runs a job by itself) and the job is
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -197,7 +198,7 @@ def test_adopted_job_without_manifest_is_closed_timed_out_after_the_run_timeout(
     assert polls[0] == ({}, 1)  # still waited for within the timeout
     assert row.state == "submitted" and row.engine_job_id == "unrecorded"
     waited = (datetime.now(timezone.utc) - row.submitted).total_seconds()
-    assert waited > timeout and len(polls) > 5
+    assert waited > timeout and len(polls) > 2
     report = register_science(ctx, PROCDATE)
     assert report.closed == {jid: exitcodes.TIMED_OUT} and report.pending == 0
     [row] = _jobs(ctx)
@@ -207,11 +208,14 @@ def test_adopted_job_without_manifest_is_closed_timed_out_after_the_run_timeout(
 
 def test_young_open_row_is_waited_for_until_it_is_settled(tmp_path, monkeypatch):
     monkeypatch.setattr(opswait, "OPEN_GRACE", timedelta(seconds=0.5))
+    began = time.monotonic()
     ctx, jid, _ = _launched_then_launcher_died(tmp_path, opened_ago=timedelta(0))
     polls = []
     assert wait_for_jobs(ctx, PROCDATE, 15,
                          sleep=lambda s: polls.append(threading.Event().wait(0.05))) == 1
-    assert len(polls) >= 5  # waited for the grace to pass, rather than leaving the row open
+    # waited (polling) for the grace to pass, rather than leaving the row open or closing it early;
+    # wall time rather than a poll count, which depends on how fast the machine queries
+    assert polls and time.monotonic() - began >= opswait.OPEN_GRACE.total_seconds()
     [row] = _jobs(ctx)
     assert (row.state, row.exitcode) == ("done", exitcodes.NOT_SUBMITTED)
     ctx.close()
