@@ -316,8 +316,10 @@ def diff(sci: Path = typer.Argument(..., help="Science image: FITS from any tele
                                                          "diff_psf.fits, candidates.parquet."),
          sci_psf: Optional[Path] = typer.Option(None, help="PSF of the science image (FITS)."),
          ref_psf: Optional[Path] = typer.Option(None, help="PSF of the reference image (FITS)."),
-         sci_unc: Optional[Path] = typer.Option(None, help="Uncertainty image of a FITS science "
-                                                           "image (default: its ERR extension)."),
+         sci_unc: Optional[Path] = typer.Option(None, help="1-sigma uncertainty image of a FITS "
+                                                           "science image (default: its ERR "
+                                                           "extension, else the square root of "
+                                                           "its VARIANCE one)."),
          ref_unc: Optional[Path] = typer.Option(None, help="Uncertainty image of a FITS "
                                                            "reference."),
          threshold: float = typer.Option(5.0, help="Lowest detection threshold on Scorr, sigma."),

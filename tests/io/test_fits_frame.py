@@ -153,3 +153,24 @@ def test_psf_file_round_trip_keeps_the_fine_sampling():
     # without a fine PSF the file holds the stamp alone
     psf, back = read_psfs(io.BytesIO(psf_fits_bytes(native)))
     assert back is None and psf.shape == (13, 13)
+
+
+def test_variance_extension_gives_the_uncertainty(tmp_path):
+    # LSST-style exposure: IMAGE, MASK (source bits, not bad pixels), VARIANCE; no ERR
+    shape = (30, 40)
+    rng = np.random.default_rng(1)
+    image = rng.normal(0.0, 3.0, shape)
+    var = np.full(shape, 9.0)
+    var[5, 7] = 16.0
+    var[12, 20] = 0.0  # no uncertainty known: unusable
+    mask = np.zeros(shape, np.int32)
+    mask[:, :10] = 32  # 'DETECTED' everywhere on the left: not a bad-pixel mask
+    hdr = _sip_wcs(shape).to_header(relax=True)
+    fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(image, header=hdr, name="IMAGE"),
+                  fits.ImageHDU(mask, header=hdr, name="MASK"),
+                  fits.ImageHDU(var, header=hdr, name="VARIANCE")]).writeto(tmp_path / "e.fits")
+    f = read_fits_frame(tmp_path / "e.fits")
+    assert f.meta["hdu"] == "IMAGE"
+    assert f.unc[0, 0] == pytest.approx(3.0) and f.unc[5, 7] == pytest.approx(4.0)
+    assert f.mask[12, 20] and int(f.mask.sum()) == 1
+    assert np.isnan(f.data[12, 20])

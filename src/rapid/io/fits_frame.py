@@ -29,6 +29,9 @@ from astropy.wcs import WCS, FITSFixedWarning
 from rapid.science.badpixels import plateau_mask
 from rapid.science.image import FinePsf, Frame
 
+# Extensions read as per-pixel variance when there is no ERR (1-sigma) extension
+VARIANCE_EXTENSIONS = ("VARIANCE", "VAR")
+
 
 def _wcs_of(header: fits.Header) -> WCS | None:
     with warnings.catch_warnings():
@@ -67,6 +70,18 @@ def _find(hdul: fits.HDUList, name: str):
     except KeyError:
         return None
     return hdu if _is_image(hdu) else None
+
+
+def _uncertainty_from_variance(hdul: fits.HDUList, img) -> np.ndarray | None:
+    """1-sigma uncertainty from a VARIANCE (or VAR) extension, the layout of LSST-style
+    exposures, when the file has no ERR; None when it has neither."""
+    for name in VARIANCE_EXTENSIONS:
+        var = _find(hdul, name)
+        if var is not None and var is not img:
+            v = _image_data(var)
+            with np.errstate(invalid="ignore"):
+                return np.sqrt(np.where(v > 0, v, np.nan)).astype(np.float32)
+    return None
 
 
 def _read_aux_image(path: str | os.PathLike, what: str, shape=None) -> np.ndarray:
@@ -254,7 +269,8 @@ def read_fits_frame(
     psf_path : str or path-like, optional
         PSF stamp file; default the file named by a PSFFILE keyword beside ``path``, if any.
     unc_path : str or path-like, optional
-        1-sigma uncertainty image; default the 'ERR' extension, if any.
+        1-sigma uncertainty image; default the 'ERR' extension, else the square root of a
+        'VARIANCE' (or 'VAR') one, if any. Pixels without a positive uncertainty are masked.
     per_second : bool, optional
         Divide data, uncertainty and saturation by EXPTIME (False); needs EXPTIME.
 
@@ -305,13 +321,16 @@ def read_fits_frame(
         headers = [img.header, hdul[0].header]
         err = _find(hdul, "ERR") if img.name != "ERR" else None
         dq = _find(hdul, "DQ")
-        unc = _image_data(err) if (err is not None and unc_path is None) else None
+        unc = None
+        if unc_path is None:
+            unc = _image_data(err) if err is not None else _uncertainty_from_variance(hdul, img)
         dqmask = (np.squeeze(dq.data) != 0) if dq is not None else None
         hdu_name = img.name or str(hdul.index_of(img))
     if unc_path is not None:
         unc = _read_aux_image(unc_path, "uncertainty", data.shape)
     if unc is not None and unc.shape != data.shape:
-        raise ValueError(f"{path}: ERR has shape {unc.shape}, image has {data.shape}")
+        raise ValueError(f"{path}: the uncertainty (ERR or VARIANCE) has shape {unc.shape}, "
+                         f"the image {data.shape}")
     if dqmask is not None and dqmask.shape != data.shape:
         raise ValueError(f"{path}: DQ has shape {dqmask.shape}, image has {data.shape}")
 
@@ -328,6 +347,8 @@ def read_fits_frame(
     saturation = _get(headers, "SATURATE")
     saturation = float(saturation) if saturation is not None else None
     mask = ~np.isfinite(data)
+    if unc is not None:  # a pixel without a usable uncertainty cannot be weighed
+        mask |= ~(unc > 0)
     mask |= plateau_mask(data)  # zero-filled borders, chip gaps, dead columns, plateaus
     if dqmask is not None:
         mask |= dqmask

@@ -222,11 +222,11 @@ def combine_stack(values: np.ndarray, weights: np.ndarray, *, clip_sigma: float 
     alone as the first term); it replaces the first verdict unless it would leave fewer than
     two samples. With exactly 2 samples the higher one is dropped when they disagree by more
     than ``clip_sigma`` times sqrt(sigma_1² + sigma_2² + (interp_tolerance * peak)²) (cosmic
-    rays and transients are positive), where ``peak`` is the largest |median| over the pixel and its 8 neighbours: on a
-    star's flank two frames resampled from different sub-pixel phases differ by a fraction of
-    the star's peak, and with no third sample to tell which is right, dropping the higher would
-    bias the flank low (and leave a false brightening in every difference image against it).
-    A single sample is kept.
+    rays and transients are positive), where ``peak`` is the largest |median| over the pixel and
+    its 8 neighbours: on a star's flank two frames resampled from different sub-pixel phases
+    differ by a fraction of the star's peak, and with no third sample to tell which is right,
+    dropping the higher would bias the flank low (and leave a false brightening in every
+    difference image against it). A single sample is kept.
 
     Parameters
     ----------

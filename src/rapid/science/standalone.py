@@ -65,7 +65,8 @@ def run_diff(
     sci_psf, ref_psf : str or path-like, optional
         PSF stamp files; else PSFFILE keywords, else estimated from stars.
     sci_unc, ref_unc : str or path-like, optional
-        Uncertainty images of FITS inputs; else ERR extensions, else from the background noise.
+        Uncertainty images of FITS inputs; else ERR (or VARIANCE) extensions, else from the
+        background noise.
     config : DifferenceConfig, optional
         Step settings.
 
