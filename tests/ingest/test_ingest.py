@@ -49,7 +49,7 @@ def test_header_facts(tmp_path):
 
 
 @pytest.mark.parametrize("drop, message", [
-    (("DATE-OBS",), "missing DATE-OBS"),
+    (("DATE-OBS",), "missing DATE-OBS"),  # and no MJD-OBS
     (("FILTER",), "missing FILTER"),
     (("WCS",), "WCS"),
     (("EXPTIME",), "missing EXPTIME"),
@@ -57,6 +57,22 @@ def test_header_facts(tmp_path):
 def test_missing_keywords_are_named(tmp_path, drop, message):
     with pytest.raises(L2Error, match=message):
         read_l2_header(write_l2(tmp_path / "bad.fits", drop=drop))
+
+
+def test_time_from_mjd_obs_or_from_date_and_time_obs(tmp_path):
+    path = write_l2(tmp_path / "mjd.fits", drop=("DATE-OBS",))
+    with fits.open(path, mode="update") as hdul:
+        hdul["SCI"].header["MJD-OBS"] = 62021.5
+    hdr = read_l2_header(path)
+    assert hdr.mjdobs == 62021.5
+    assert (hdr.dateobs.isoformat(), hdr.dateobs.utcoffset().total_seconds()) == \
+        ("2028-09-07T12:00:00+00:00", 0)
+    path = write_l2(tmp_path / "split.fits", dateobs="2028-09-07")
+    with fits.open(path, mode="update") as hdul:
+        hdul["SCI"].header["TIME-OBS"] = "06:30:00"
+    hdr = read_l2_header(path)
+    assert hdr.dateobs.hour == 6 and hdr.dateobs.minute == 30
+    assert hdr.mjdobs == pytest.approx(62021.270833, abs=1e-6)
 
 
 def test_corrupt_file_is_not_readable(tmp_path):

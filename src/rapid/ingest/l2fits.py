@@ -1,7 +1,8 @@
 """Read what the operations database needs from an L2 FITS image, without reading its pixels.
 
-RAPID's simulated layout: the image in HDU 1 (or the HDU named ``SCI``), with DATE-OBS, EXPTIME,
-FILTER, SCA, ZPTMAG and a TAN-SIP WCS in its header (keywords may also sit in the primary header);
+RAPID's simulated layout: the image in HDU 1 (or the HDU named ``SCI``), with DATE-OBS (or MJD-OBS),
+EXPTIME, FILTER, SCA, ZPTMAG and a TAN-SIP WCS in its header (keywords may also sit in the primary
+header);
 optionally a PSFFILE keyword naming a PSF file beside the image.
 """
 
@@ -68,6 +69,27 @@ def _parse_dateobs(value: object) -> datetime:
     return (dt.replace(tzinfo=timezone.utc) if dt.tzinfo is None else dt).astimezone(timezone.utc)
 
 
+def _observation_time(header: fits.Header) -> tuple[datetime, float]:
+    """Start of the exposure (UTC) and its MJD, from DATE-OBS or, where a file gives only
+    that, MJD-OBS; a DATE-OBS holding only the date takes its time from TIME-OBS."""
+    if "DATE-OBS" in header:
+        text = str(header["DATE-OBS"]).strip()
+        if "T" not in text and header.get("TIME-OBS"):
+            text = f"{text}T{str(header['TIME-OBS']).strip()}"
+        dateobs = _parse_dateobs(text)
+        if "MJD-OBS" in header:
+            return dateobs, float(header["MJD-OBS"])
+        return dateobs, float(Time(dateobs).mjd)
+    if "MJD-OBS" in header:
+        try:
+            mjd = float(header["MJD-OBS"])
+        except (TypeError, ValueError):
+            raise L2Error(f"MJD-OBS {header['MJD-OBS']!r} is not a number") from None
+        moment = Time(mjd, format="mjd", scale="utc").to_datetime(timezone=timezone.utc)
+        return moment, mjd
+    raise L2Error("missing DATE-OBS (or MJD-OBS)")
+
+
 def _sca(header: fits.Header) -> int:
     for key in ("SCA", "SCA_NUM", "SCANUM", "DETECTOR"):
         if key in header:
@@ -119,7 +141,8 @@ def read_l2_header(path: str | Path) -> L2Header:
     Raises
     ------
     L2Error
-        Unreadable file, no image, or missing DATE-OBS, EXPTIME, FILTER, SCA or celestial WCS.
+        Unreadable file, no image, or missing DATE-OBS (and MJD-OBS), EXPTIME, FILTER, SCA or
+        celestial WCS.
     """
     path = Path(path)
     try:
@@ -133,10 +156,7 @@ def read_l2_header(path: str | Path) -> L2Header:
     except Exception as exc:  # astropy raises many kinds for a damaged file
         raise L2Error(f"not a readable FITS file ({type(exc).__name__}: {exc})") from None
 
-    if "DATE-OBS" not in header:
-        raise L2Error("missing DATE-OBS")
-    dateobs = _parse_dateobs(header["DATE-OBS"])
-    mjdobs = float(header["MJD-OBS"]) if "MJD-OBS" in header else float(Time(dateobs).mjd)
+    dateobs, mjdobs = _observation_time(header)
     if "EXPTIME" not in header:
         raise L2Error("missing EXPTIME")
     exptime = float(header["EXPTIME"])
