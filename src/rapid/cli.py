@@ -116,8 +116,12 @@ def sky_field(ra: float = typer.Argument(..., help="Right ascension, degrees."),
 @app.command()
 def ingest(ctx: typer.Context,
            paths: list[Path] = typer.Argument(
-               ..., help="L2 files (FITS or Roman ASDF) or folders (searched recursively).")) -> None:
-    """Register L2 images in the operations database (idempotent)."""
+               ..., help="L2 files (FITS or Roman ASDF) or folders (searched recursively). A FITS "
+                         "image (HDU SCI, else the first 2-D extension) needs DATE-OBS or MJD-OBS, "
+                         "EXPTIME, FILTER (F158 or H158, ...), SCA (1-18) and a celestial WCS; "
+                         "ZPTMAG and PSFFILE (its PSF file) are read when there.")) -> None:
+    """Register L2 images in the operations database (idempotent); a file that cannot be used
+    is reported on one line and the others go on."""
     from rapid.db.connect import open_database
     from rapid.ingest.register import ingest_paths
 

@@ -75,6 +75,22 @@ def test_time_from_mjd_obs_or_from_date_and_time_obs(tmp_path):
     assert hdr.mjdobs == pytest.approx(62021.270833, abs=1e-6)
 
 
+def test_image_in_the_primary_hdu_beside_other_extensions(tmp_path):
+    """The science image is the HDU the science job reads: here the primary, with its WCS,
+    rather than the 2-D mask extension after it; a tile-compressed one is found too."""
+    with fits.open(write_l2(tmp_path / "ext.fits", size=48)) as hdul:
+        data, header = hdul["SCI"].data.copy(), hdul["SCI"].header.copy()
+    primary = fits.PrimaryHDU(data, header)
+    mask = fits.ImageHDU(np.zeros((16, 16), dtype=np.int16), name="MASK")
+    fits.HDUList([primary, mask]).writeto(tmp_path / "primary.fits")
+    hdr = read_l2_header(tmp_path / "primary.fits")
+    assert (hdr.naxis1, hdr.naxis2) == (48, 48)
+    assert hdr.ra0 == pytest.approx(11.1, abs=1e-6)
+    packed = fits.CompImageHDU(data, header, name="IMAGE")
+    fits.HDUList([fits.PrimaryHDU(), mask, packed]).writeto(tmp_path / "packed.fits")
+    assert read_l2_header(tmp_path / "packed.fits").naxis1 == 48
+
+
 def test_corrupt_file_is_not_readable(tmp_path):
     path = tmp_path / "corrupt.fits"
     path.write_bytes(b"SIMPLE  =                    T" + b"\x00garbage" * 50)

@@ -20,6 +20,7 @@ from astropy.time import Time
 from astropy.wcs import WCS, FITSFixedWarning
 
 from rapid.ingest.filters import canonical_filter
+from rapid.io.fits_frame import find_science_hdu, is_image_hdu
 
 SIP_KEY = re.compile(r"^(A|B|AP|BP)_(\d+_\d+|ORDER|DMAX)$")
 
@@ -50,14 +51,14 @@ class L2Header:
 
 
 def _image_hdu(hdul: fits.HDUList) -> int:
-    names = [h.name for h in hdul]
-    if "SCI" in names:
-        return names.index("SCI")
-    for index, hdu in enumerate(hdul):
-        if hdu.is_image and hdu.header.get("NAXIS", 0) == 2:
-            if index >= 1 or len(hdul) == 1:
-                return index
-    raise L2Error("no 2-D image HDU")
+    """The science image's HDU, chosen as the science job's reader chooses it; where no image
+    HDU has a WCS of its own, the first image (its WCS may sit in the primary header)."""
+    img, _ = find_science_hdu(hdul)
+    if img is None:
+        img = next((hdu for hdu in hdul if is_image_hdu(hdu)), None)
+    if img is None:
+        raise L2Error("no 2-D image HDU")
+    return hdul.index_of(img)
 
 
 def _parse_dateobs(value: object) -> datetime:

@@ -46,9 +46,28 @@ def _wcs_of(header: fits.Header) -> WCS | None:
     return cel
 
 
-def _is_image(hdu) -> bool:
-    return (isinstance(hdu, (fits.PrimaryHDU, fits.ImageHDU, fits.CompImageHDU))
-            and hdu.data is not None and np.squeeze(hdu.data).ndim == 2)
+def is_image_hdu(hdu) -> bool:
+    """A 2-D image (or one with extra axes of length 1), told from the header alone."""
+    if not isinstance(hdu, (fits.PrimaryHDU, fits.ImageHDU, fits.CompImageHDU)):
+        return False
+    header = hdu.header
+    dims = [int(header.get(f"NAXIS{i}", 0) or 0) for i in range(1, int(header.get("NAXIS", 0)) + 1)]
+    return bool(dims) and min(dims) >= 1 and sum(d > 1 for d in dims) == 2
+
+
+def find_science_hdu(hdul: fits.HDUList) -> tuple[fits.hdu.base._BaseHDU | None, WCS | None]:
+    """The HDU that holds a FITS file's science image, and its celestial WCS.
+
+    The HDU named SCI, else the first 2-D image HDU whose own header has a celestial WCS;
+    ``(None, None)`` when no image HDU has one. Decided from the headers alone (no pixels read).
+    """
+    named = _find(hdul, "SCI")
+    for hdu in ([named] if named is not None else []) + list(hdul):
+        if is_image_hdu(hdu):
+            wcs = _wcs_of(hdu.header)
+            if wcs is not None:
+                return hdu, wcs
+    return None, None
 
 
 def _image_data(hdu) -> np.ndarray:
@@ -69,7 +88,7 @@ def _find(hdul: fits.HDUList, name: str):
         hdu = hdul[name]
     except KeyError:
         return None
-    return hdu if _is_image(hdu) else None
+    return hdu if is_image_hdu(hdu) else None
 
 
 def _uncertainty_from_variance(hdul: fits.HDUList, img) -> np.ndarray | None:
@@ -88,7 +107,7 @@ def _read_aux_image(path: str | os.PathLike, what: str, shape=None) -> np.ndarra
     try:
         with fits.open(path, memmap=False) as hdul:
             for hdu in hdul:
-                if _is_image(hdu):
+                if is_image_hdu(hdu):
                     data = _image_data(hdu)
                     break
             else:
@@ -113,7 +132,7 @@ def _psf_hdus(path: str | os.PathLike | io.IOBase) -> list[tuple[np.ndarray, int
     try:
         with fits.open(path, memmap=False) as hdul:
             found = [(_image_data(h).astype(np.float64), _oversampling(h))
-                     for h in hdul if _is_image(h)]
+                     for h in hdul if is_image_hdu(h)]
     except OSError as exc:
         raise ValueError(f"PSF file {path}: unreadable ({exc})") from exc
     if not found:
@@ -299,22 +318,15 @@ def read_fits_frame(
                 img = hdul[hdu]
             except (KeyError, IndexError) as exc:
                 raise ValueError(f"{path}: no HDU {hdu!r}") from exc
-            if not _is_image(img):
+            if not is_image_hdu(img):
                 raise ValueError(f"{path}: HDU {hdu!r} holds no 2-D image")
             wcs = _wcs_of(img.header)
             if wcs is None:
                 raise ValueError(f"{path}: HDU {hdu!r} has no celestial WCS")
         else:
-            img, wcs = None, None
-            candidates = [_find(hdul, "SCI")] + list(hdul)
-            if not any(_is_image(h) for h in hdul):
+            if not any(is_image_hdu(h) for h in hdul):
                 raise ValueError(f"{path}: no image HDU")
-            for h in candidates:
-                if h is not None and _is_image(h):
-                    w = _wcs_of(h.header)
-                    if w is not None:
-                        img, wcs = h, w
-                        break
+            img, wcs = find_science_hdu(hdul)
             if img is None:
                 raise ValueError(f"{path}: no image HDU with a celestial WCS")
         data = _image_data(img)
