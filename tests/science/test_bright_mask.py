@@ -129,3 +129,25 @@ def test_dead_column_across_a_star_is_not_a_giant_saturated_star():
     assert not out[200, 90] and not out[300, 60]  # far from the star, only the grown column
     radius = halo_radius(2e5, wing_profile(psf), 1.0, power=wing_power(wing_profile(psf)))
     assert out[300, 100 - int(radius) + 2] and not out[300, 100 - int(radius) - 3]
+
+
+def test_stars_on_the_rim_of_a_large_masked_area_get_their_own_halos():
+    # the right half has no reference (masked); two bright stars sit just inside its edge,
+    # 300 pixels apart: each gets the halo of its own flux, and the covered half between and
+    # beyond them stays unmasked (not one disc about the middle of the edge)
+    psf = _moffat_psf(3.0, 2.5)
+    prof = wing_profile(psf)
+    shape, edge = (600, 500), 250
+    flux = 3e5
+    image = _star(shape, 150.0, edge - 3.0, flux, psf) + _star(shape, 450.0, edge - 3.0, flux, psf)
+    bad = np.zeros(shape, bool)
+    bad[:, edge:] = True
+    out = mask_bright_halos(bad, lambda w: image[w], grow=1, sigma=1.0, bright_snr=50.0,
+                            profile=prof)
+    radius = halo_radius(flux, prof, 1.0, power=wing_power(prof))
+    assert 10 < radius < 60
+    for cy in (150, 450):
+        assert out[cy, edge - 3 - int(radius) + 3]  # inside the star's halo
+        assert not out[cy, edge - 3 - int(radius) - 4]  # beyond it
+    assert not out[300, edge - 20] and not out[50, edge - 10]  # between and beyond the stars
+    assert out[:, :edge].sum() < 2 * np.pi * radius**2 + 2 * shape[0]

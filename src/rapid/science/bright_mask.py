@@ -16,7 +16,10 @@ brighter thus gets a halo ``10**(1/3)`` times wider (for r**-3) once it reaches 
 stamp, as the masks of wide-field surveys grow with a star's brightness. The star is centred
 where the rim is brightest and fitted to the rim near it: a dead column or a trail crossing a
 source is not a saturated star at the column's middle whose flux its far-away rim could
-measure.
+measure. A large masked area (the edge of a reference's coverage, a gap, a blank block) can
+have several bright stars on its rim; each gets its own halo, brightest first, and none of
+them is taken for a core spanning the whole area (whose "flux", fitted to a rim hundreds of
+pixels away, would blank a disc of the largest radius about the area's middle).
 """
 
 from __future__ import annotations
@@ -25,11 +28,16 @@ from collections.abc import Callable
 
 import numpy as np
 from scipy import ndimage
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+from scipy.spatial import cKDTree
 
 # Slowest fall-off of the wing beyond the PSF stamp: the r**-3 envelope of an Airy pattern
 WING_POWER = 3.0
 # Steepest one measured (a Moffat profile with beta = 4)
 MAX_WING_POWER = 8.0
+# Longest step between rim pixels of one star: across a one-pixel dead column (2 pixels)
+RIM_LINK = 2.5
 
 
 def wing_power(profile: np.ndarray) -> float:
@@ -169,25 +177,67 @@ def mask_bright_halos(bad: np.ndarray, value_at: Callable[[np.ndarray], np.ndarr
         return out
     rim_y, rim_x = np.nonzero(rim)
     boxes = ndimage.find_objects(labels)
-    ny, nx = bad.shape
     order = np.argsort(rim_labels, kind="stable")
     starts = np.searchsorted(rim_labels[order], bright)
     stops = np.searchsorted(rim_labels[order], bright, side="right")
     for lab, a, b in zip(bright, starts, stops):
         idx = order[a:b]
-        v, ry, rx = values[idx], rim_y[idx], rim_x[idx]
-        # The star is the masked part next to the bright rim: all of a saturated core (bright
-        # all around), only the stretch where a dead column or a trail crosses a source
-        top = v >= 0.5 * v.max()
-        k = int(np.argmax(v))
-        reach = float(np.max(np.hypot(ry[top] - ry[k], rx[top] - rx[k]))) + 1.0
         ys, xs = boxes[lab - 1]
-        py, px = np.nonzero((labels[ys, xs] == lab) & bad[ys, xs])
-        py, px = py + ys.start, px + xs.start
+        area = (labels[ys, xs] == lab) & bad[ys, xs]
+        _mask_stars_on_rim(out, values[idx], rim_y[idx], rim_x[idx], area, (ys.start, xs.start),
+                           grow=grow, sigma=sigma, bright=bright_snr * sigma, profile=profile,
+                           max_radius=max_radius, power=power)
+    return out
+
+
+def _linked_to(ry: np.ndarray, rx: np.ndarray, k: int, link: float) -> np.ndarray:
+    """Which of the points (ry, rx) are joined to point ``k`` by steps of at most ``link``."""
+    if len(ry) == 1:
+        return np.ones(1, bool)
+    pairs = cKDTree(np.column_stack([ry, rx])).query_pairs(link, output_type="ndarray")
+    graph = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])),
+                       shape=(len(ry), len(ry)))
+    _, component = connected_components(graph, directed=False)
+    return component == component[k]
+
+
+def _mask_stars_on_rim(out: np.ndarray, v: np.ndarray, ry: np.ndarray, rx: np.ndarray,
+                       area: np.ndarray, origin: tuple[int, int], *, grow: int, sigma: float,
+                       bright: float, profile: np.ndarray, max_radius: float,
+                       power: float) -> None:
+    """Mask, in ``out``, the halo of every bright star on the rim (``v`` at ``ry, rx``) of one
+    masked area (``area``, a boolean box whose first pixel is ``origin`` of the image),
+    brightest first.
+
+    A star is the stretch of rim at least half as bright as its brightest pixel and joined to
+    it (steps of at most ``RIM_LINK`` pixels, which bridge a one-pixel column between its two
+    sides): a large masked area (a reference's edge, a gap) can have several stars on its rim,
+    each with its own halo, and none of them is the whole area's saturated core.
+    """
+    ny, nx = out.shape
+    left = np.ones(len(v), bool)
+    while left.any():
+        k = int(np.argmax(np.where(left, v, -np.inf)))
+        if v[k] < bright:
+            return
+        top = np.zeros(len(v), bool)
+        half = np.flatnonzero(left & (v >= 0.5 * v[k]))
+        top[half[_linked_to(ry[half], rx[half], int(np.flatnonzero(half == k)[0]), RIM_LINK)]] \
+            = True
+        # The star is the masked part next to its bright rim: all of a saturated core (bright
+        # all around), only the stretch where a dead column or a trail crosses a source
+        reach = float(np.max(np.hypot(ry[top] - ry[k], rx[top] - rx[k]))) + 1.0
+        # the masked pixels within reach, read from a window of the area (which may be large)
+        wy = max(ry[k] - int(reach) - 1 - origin[0], 0)
+        wx = max(rx[k] - int(reach) - 1 - origin[1], 0)
+        py, px = np.nonzero(area[wy:ry[k] + int(reach) + 2 - origin[0],
+                                 wx:rx[k] + int(reach) + 2 - origin[1]])
+        py, px = py + wy + origin[0], px + wx + origin[1]
         part = np.hypot(py - ry[k], px - rx[k]) <= reach
         cy, cx = float(py[part].mean()), float(px[part].mean())
         r_rim = np.hypot(ry - cy, rx - cx)
         near = r_rim <= float(np.max(r_rim[top])) + 2.0
+        left &= ~(near | top)
         w = wing_at(profile, r_rim[near], power)
         ok = w > 0
         flux = float(np.median(v[near][ok] / w[ok])) if ok.any() else 0.0
@@ -205,4 +255,3 @@ def mask_bright_halos(bad: np.ndarray, value_at: Callable[[np.ndarray], np.ndarr
         x0, x1 = max(int(np.floor(cx)) - r, 0), min(int(np.ceil(cx)) + r + 1, nx)
         yy, xx = np.mgrid[y0:y1, x0:x1]
         out[y0:y1, x0:x1] |= (yy - cy) ** 2 + (xx - cx) ** 2 <= radius**2
-    return out
