@@ -337,6 +337,7 @@ def diff(sci: Path = typer.Argument(..., help="Science image: FITS from any tele
     """Difference two images stand-alone: resample, match, ZOGY, detect, measure."""
     from dataclasses import replace
 
+    from rapid.science.cautions import difference_cautions
     from rapid.science.config import DifferenceConfig
     from rapid.science.standalone import run_diff
 
@@ -355,6 +356,8 @@ def diff(sci: Path = typer.Argument(..., help="Science image: FITS from any tele
                      psf=replace(base.psf, cell_size=psf_cells))
     result = run_diff(sci, ref, out_dir, sci_psf=sci_psf, ref_psf=ref_psf, sci_unc=sci_unc,
                       ref_unc=ref_unc, config=config)
+    for note in difference_cautions(result.meta):
+        err.print(f"rapid: warning: {note}", markup=False, highlight=False)
     cells = result.meta["psf_cells"]
     out.print(f"{len(result.candidates)} candidates above Scorr "
               f"{result.meta['detect_threshold']:.2f}"

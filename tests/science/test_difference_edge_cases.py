@@ -3,6 +3,7 @@
 import numpy as np
 from tests.science.diff_fakes import make_frame, star_field, tan_wcs
 
+from rapid.science.cautions import difference_cautions
 from rapid.science.difference import difference_images
 
 SHAPE = (160, 160)
@@ -18,6 +19,28 @@ def test_images_without_stars_give_a_difference_and_no_candidates():
     assert 0.9 < r.meta["scorrstd"] < 1.1
     assert len(r.candidates) <= 1
     assert np.isfinite(r.diff.data).mean() > 0.9
+    # the user is told that both PSFs and the flux scale are guesses
+    notes = difference_cautions(r.meta)
+    assert len(notes) == 3 and sum("a Gaussian of FWHM" in n for n in notes) == 2
+    assert "flux scale is taken to equal" in notes[2]
+
+
+def test_image_too_sparse_for_its_psf_takes_the_other_images():
+    """A science image whose stars are too faint to estimate its PSF takes the (resampled)
+    reference's, not a default width: the transient's flux comes out right."""
+    rng = np.random.default_rng(72)
+    x, y, f = star_field(rng, SHAPE, 25, flux_range=(1500.0, 3000.0))
+    transient = (80.3, 90.6, 40000.0)
+    sci = make_frame(rng, shape=SHAPE, fwhm=3.0, sigma=40.0,
+                     stars=list(zip(x, y, f)) + [transient], with_psf=False)
+    ref = make_frame(rng, shape=SHAPE, fwhm=3.0, sigma=2.0, stars=list(zip(x, y, f)),
+                     with_psf=False)
+    r = difference_images(sci, ref)
+    assert (r.meta["sci_psf_source"], r.meta["ref_psf_source"]) == ("reference", "estimated")
+    assert abs(r.meta["sci_fwhm"] - 3.0) < 0.15
+    [found] = r.candidates[r.candidates["sign"] == 1]
+    assert abs(found["flux"] - transient[2]) < 3 * found["flux_err"]
+    assert any("the reference image's PSF" in n for n in difference_cautions(r.meta))
 
 
 def test_reference_covering_half_the_image_masks_the_rest_and_finds_the_transient():

@@ -51,13 +51,14 @@ def test_rapid_diff_command_applies_threshold_options(tmp_path):
     write_fits_image(tmp_path / "sci.fits", sci.data, sci.wcs, header_extra={"GAIN": 1.0})
     write_fits_image(tmp_path / "ref.fits", ref.data, ref.wcs, header_extra={"GAIN": 1.0})
 
-    def rapid_diff(*options):
+    def rapid_diff(*options, out=tmp_path / "out"):
         return subprocess.run([sys.executable, "-m", "rapid", "diff", str(tmp_path / "sci.fits"),
-                               str(tmp_path / "ref.fits"), "--out", str(tmp_path / "out"),
+                               str(tmp_path / "ref.fits"), "--out", str(out),
                                *options], capture_output=True, text=True)
 
     run = rapid_diff("--threshold", "6.5", "--false-alarms", "0")
     assert run.returncode == 0, run.stderr
+    assert "warning" not in run.stderr  # both PSFs and the flux scale measured on the stars
     header = fits.getheader(tmp_path / "out" / "diff.fits")
     # the threshold is in units of Scorr's measured std; no false-alarm level was asked for
     assert header["DETECT_THRESHOLD"] == pytest.approx(6.5 * header["SCORRSTD"], rel=1e-5)
@@ -65,3 +66,7 @@ def test_rapid_diff_command_applies_threshold_options(tmp_path):
     assert "above Scorr" in run.stdout
     run = rapid_diff("--false-alarms", "-1")
     assert run.returncode == 2 and "--false-alarms" in run.stderr
+    (tmp_path / "a-file").write_text("")
+    run = rapid_diff(out=tmp_path / "a-file")
+    assert run.returncode == 2 and "cannot make the output folder" in run.stderr
+    assert "Traceback" not in run.stderr

@@ -77,7 +77,9 @@ class DifferenceResult:
     meta : dict
         scalefacref, scalefacref_err, gainmatch_method, dxrmsfin, dyrmsfin, dxmedianfin,
         dymedianfin, nmatched, scorrstd, ncandidates, npositive, nnegative, fd, sci_bkg_rms,
-        ref_bkg_rms, sci_fwhm, ref_fwhm, diff_fwhm, sci_psf_source, ref_psf_source, nmasked,
+        ref_bkg_rms, sci_fwhm, ref_fwhm, diff_fwhm, sci_psf_source, ref_psf_source ("frame":
+        given with the image; "estimated" from its stars; with too few stars, the other
+        image's, "reference" or "science", else "fallback", a Gaussian), nmasked,
         detect_threshold, detect_threshold_fading, scorr_skew, false_alarm_threshold (the
         level that ``config.detect.false_alarm_rate`` asks for; NaN when not used),
         nartifacts (detections dropped as one or two bright pixels of one image, see
@@ -207,6 +209,18 @@ def _psf_for(frame: Frame, cfg, var: np.ndarray,
         except ValueError:  # too few stars for every sub-pixel phase: the stack stands
             pass
     return psf, None, "estimated", stars
+
+
+def _stand_in(psf: np.ndarray, fine: FinePsf | None, source: str, other: np.ndarray,
+              other_source: str, other_name: str,
+              ) -> tuple[np.ndarray, FinePsf | None, str]:
+    """A PSF that fell back to the default Gaussian (too few stars) takes the other image's
+    instead, named by ``other_name`` as its source: on the same grid and of the same sky, it is
+    nearer the truth than a guessed width, which sets every flux (a 2-pixel Gaussian for a
+    3-pixel PSF left fluxes a third low)."""
+    if source == "fallback" and other_source != "fallback":
+        return other, None, other_name
+    return psf, fine, source
 
 
 def drop_converged(table: Table, radius: float = 0.5) -> Table:
@@ -417,6 +431,8 @@ def difference_images(sci: Frame, ref: Frame, *,
     with timed("psf"):
         psf_n, fine_n, src_n, stars_n = _psf_for(sci_b, cfg.psf, var_n)
         psf_r, _, src_r, stars_r = _psf_for(ref_b, cfg.psf, var_r)
+        psf_n, fine_n, src_n = _stand_in(psf_n, fine_n, src_n, psf_r, src_r, "reference")
+        psf_r, _, src_r = _stand_in(psf_r, None, src_r, psf_n, src_n, "science")
         sci_b = replace(sci_b, psf=psf_n, psf_fine=fine_n)
         ref_b = replace(ref_b, psf=psf_r)
 
@@ -447,6 +463,7 @@ def difference_images(sci: Frame, ref: Frame, *,
                 ref_b, ref_rms = background(ref_rs)
                 var_r = _variance(ref_b, ref_rms)
                 psf_r, _, src_r, stars_r = _psf_for(ref_b, cfg.psf, var_r)
+                psf_r, _, src_r = _stand_in(psf_r, None, src_r, psf_n, src_n, "science")
                 ref_b = replace(ref_b, psf=psf_r)
                 gm = matched()
     var_n[bad] = 0.0

@@ -136,6 +136,7 @@ def _plain(meta: dict) -> dict[str, float | int | None]:
 
 def run_science(spec: ScienceSpec) -> Manifest:
     """Run the science steps for ``spec``; returns the manifest (not yet written)."""
+    from rapid.science.cautions import difference_cautions
     from rapid.science.config import DifferenceConfig
     from rapid.science.difference import NoOverlapError, difference_images
 
@@ -162,6 +163,10 @@ def run_science(spec: ScienceSpec) -> Manifest:
             config = _with_detection(config, spec)
             result = difference_images(sci, ref, config=config)
             timings.update({f"diff.{k}": v for k, v in result.timings.items()})
+            cautions = difference_cautions(result.meta)
+            for note in cautions:
+                log.warning("science job %s: %s", spec.jid, note)
+            message = "; ".join(cautions)  # recorded with the job: its fluxes rest on a guess
             t0 = time.perf_counter()
             diffimage = _write_difference(spec, sci, result, out)
             timings["write_products"] = time.perf_counter() - t0

@@ -1,0 +1,48 @@
+"""What a user should know about a difference whose inputs left a step to a guess.
+
+A difference always completes; when an image has too few stars to estimate its PSF, or none
+match between the two images to measure their flux ratio, a default stands in and the fluxes
+follow from it. :func:`difference_cautions` says so in words, for the command line and the
+job log, from the result's metadata.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+_IMAGES = {"sci": "science", "ref": "reference"}
+
+
+def difference_cautions(meta: Mapping[str, Any]) -> list[str]:
+    """Sentences about the guesses a difference rested on; empty when it rested on none.
+
+    Parameters
+    ----------
+    meta : mapping
+        :attr:`rapid.science.difference.DifferenceResult.meta`.
+
+    Returns
+    -------
+    list of str
+    """
+    notes = []
+    for key, image in _IMAGES.items():
+        source = meta.get(f"{key}_psf_source")
+        fwhm = meta.get(f"{key}_fwhm", float("nan"))
+        if source == "fallback":
+            notes.append(f"the {image} image has too few isolated stars to estimate its PSF and "
+                         f"no PSF file: a Gaussian of FWHM {fwhm:.2f} pixels stands in, and every "
+                         "flux follows from it; a PSF file sets it right")
+        elif source in _IMAGES.values() and source != image:
+            notes.append(f"the {image} image has too few isolated stars to estimate its PSF and "
+                         f"no PSF file: the {source} image's PSF (FWHM {fwhm:.2f} pixels) stands "
+                         "in for it")
+    method = meta.get("gainmatch_method")
+    if method == "unity":
+        notes.append("no stars matched between the images and they have no ZPTMAG: the "
+                     "reference's flux scale is taken to equal the science image's")
+    elif method == "zptmag":
+        notes.append("no stars matched between the images: the reference's flux scale comes "
+                     "from the two ZPTMAG keywords")
+    return notes
