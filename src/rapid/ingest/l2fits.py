@@ -2,8 +2,7 @@
 
 RAPID's simulated layout: the image in HDU 1 (or the HDU named ``SCI``), with DATE-OBS (or MJD-OBS),
 EXPTIME, FILTER, SCA, ZPTMAG and a TAN-SIP WCS in its header (keywords may also sit in the primary
-header);
-optionally a PSFFILE keyword naming a PSF file beside the image.
+header); optionally a PSFFILE keyword naming a PSF file beside the image.
 """
 
 from __future__ import annotations

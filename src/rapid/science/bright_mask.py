@@ -220,10 +220,10 @@ def _mask_stars_on_rim(out: np.ndarray, v: np.ndarray, ry: np.ndarray, rx: np.nd
         k = int(np.argmax(np.where(left, v, -np.inf)))
         if v[k] < bright:
             return
-        top = np.zeros(len(v), bool)
         half = np.flatnonzero(left & (v >= 0.5 * v[k]))
-        top[half[_linked_to(ry[half], rx[half], int(np.flatnonzero(half == k)[0]), RIM_LINK)]] \
-            = True
+        joined = _linked_to(ry[half], rx[half], int(np.flatnonzero(half == k)[0]), RIM_LINK)
+        top = np.zeros(len(v), bool)
+        top[half[joined]] = True
         # The star is the masked part next to its bright rim: all of a saturated core (bright
         # all around), only the stretch where a dead column or a trail crosses a source
         reach = float(np.max(np.hypot(ry[top] - ry[k], rx[top] - rx[k]))) + 1.0
