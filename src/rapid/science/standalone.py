@@ -77,12 +77,14 @@ def run_diff(
     from rapid.io.fits_frame import psf_fits_bytes, write_fits_image
 
     out = Path(out_dir)
-    try:  # before the images are read: a folder that cannot be made fails at once
+    if out.exists() and not out.is_dir():  # said before the images are read
+        raise ValueError(f"{out}: cannot make the output folder (a file is there)")
+    sci = _read(sci_path, sci_psf, sci_unc)
+    ref = _read(ref_path, ref_psf, ref_unc)
+    try:  # only once both inputs are good: a refused run leaves nothing behind
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ValueError(f"{out}: cannot make the output folder ({exc.strerror or exc})") from exc
-    sci = _read(sci_path, sci_psf, sci_unc)
-    ref = _read(ref_path, ref_psf, ref_unc)
     result = difference_images(sci, ref, config=config)
     keys = _scalar_meta(result.meta)
     write_fits_image(out / "diff.fits", result.diff.data, sci.wcs,
