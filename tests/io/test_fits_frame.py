@@ -6,6 +6,7 @@ from astropy.io import fits
 from astropy.wcs import WCS
 
 from rapid.io.fits_frame import read_fits_frame, write_fits_image
+from rapid.io.units import CountUnit, count_unit
 from rapid.science.psf import gaussian_psf
 from tests.science.diff_fakes import tan_wcs
 
@@ -174,3 +175,33 @@ def test_variance_extension_gives_the_uncertainty(tmp_path):
     assert f.unc[0, 0] == pytest.approx(3.0) and f.unc[5, 7] == pytest.approx(4.0)
     assert f.mask[12, 20] and int(f.mask.sum()) == 1
     assert np.isnan(f.data[12, 20])
+
+
+@pytest.mark.parametrize("bunit, divided, gain", [
+    ("DN", True, 1.5), ("adu", True, 1.5), ("DN/s", False, 1.5), ("DN s-1", False, 1.5),
+    ("electrons", True, 1.0), ("e-/s", False, 1.0), ("MJy/sr", False, 1.5),
+])
+def test_bunit_says_whether_the_pixels_are_divided_by_the_exposure_time(tmp_path, bunit,
+                                                                         divided, gain):
+    """Counts per exposure are divided by EXPTIME; a rate or a calibrated unit is not (it
+    would make every flux EXPTIME times too small); in electrons the gain is 1."""
+    path, sci = _write_l2(tmp_path)
+    with fits.open(path, mode="update") as hdul:
+        hdul["SCI"].header["BUNIT"] = bunit
+    f = read_fits_frame(path, per_second=True)
+    scale = 100.0 if divided else 1.0
+    assert f.data[0, 0] == pytest.approx(sci[0, 0] / scale, rel=1e-6)
+    assert f.unc[0, 0] == pytest.approx(5.0 / scale)
+    assert f.meta["saturation"] == pytest.approx(65000.0 / scale)
+    assert f.meta["zptmag"] == pytest.approx(17.0) and f.meta["gain"] == gain
+    assert f.meta["units"] == (f"{bunit}/s" if divided else bunit)
+    # kept in its own units, only counts per exposure move the zero point by EXPTIME
+    assert read_fits_frame(path).meta["zptmag"] == pytest.approx(17.0 + (5.0 if divided else 0))
+
+
+def test_count_units():
+    assert count_unit(None) == CountUnit(per_second=False, electrons=False)
+    assert count_unit("DN / s") == CountUnit(per_second=True, electrons=False)
+    assert count_unit("electron s**-1") == CountUnit(per_second=True, electrons=True)
+    assert count_unit("counts") == CountUnit(per_second=False, electrons=False)
+    assert count_unit("MJy/sr") is None and count_unit("nanomaggy") is None

@@ -9,7 +9,9 @@ SATURATE (DN).
 Zero point convention: ZPTMAG in the header is taken to be the zero point of the image in DN/s
 (RAPID's convention). When the frame is read per second it is kept; when the data stay in DN it
 becomes ZPTMAG + 2.5 log10(EXPTIME), so that ``zptmag - 2.5 log10(flux)`` gives the same
-magnitude either way.
+magnitude either way. BUNIT says what the pixels are (:mod:`rapid.io.units`; none is DN): only
+counts per exposure are divided by EXPTIME; a rate (DN/s, electrons/s) or a calibrated unit
+(MJy/sr) is read as it is, with ZPTMAG as given. In electrons, the gain is 1.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from astropy.io import fits
 from astropy.time import Time
 from astropy.wcs import WCS, FITSFixedWarning
 
+from rapid.io.units import count_unit
 from rapid.science.badpixels import plateau_mask
 from rapid.science.image import FinePsf, Frame
 
@@ -291,7 +294,8 @@ def read_fits_frame(
         1-sigma uncertainty image; default the 'ERR' extension, else the square root of a
         'VARIANCE' (or 'VAR') one, if any. Pixels without a positive uncertainty are masked.
     per_second : bool, optional
-        Divide data, uncertainty and saturation by EXPTIME (False); needs EXPTIME.
+        Divide data, uncertainty and saturation by EXPTIME (False) when BUNIT says they are
+        counts per exposure (or says nothing); needs EXPTIME then.
 
     Returns
     -------
@@ -368,8 +372,16 @@ def read_fits_frame(
         mask |= data >= saturation
     zpt = _get(headers, "ZPTMAG")
     zpt = float(zpt) if zpt is not None else None
-    units = str(_get(headers, "BUNIT") or "DN")
-    if per_second:
+    bunit = str(_get(headers, "BUNIT") or "").strip()
+    units = bunit or "DN"
+    kind = count_unit(bunit)
+    gain = _get(headers, "GAIN")
+    gain = 1.0 if kind is not None and kind.electrons else (
+        float(gain) if gain is not None else None)
+    # only counts per exposure are divided (a rate or a calibrated unit is left as it is) and
+    # only they need the exposure time in their zero point
+    counts = kind is not None and not kind.per_second
+    if per_second and counts:
         if not exptime or exptime <= 0:
             raise ValueError(f"{path}: per_second needs a positive EXPTIME, got {exptime}")
         data /= np.float32(exptime)
@@ -377,8 +389,8 @@ def read_fits_frame(
             unc /= np.float32(exptime)
         if saturation is not None:
             saturation /= exptime
-        units = "DN/s"
-    elif zpt is not None and exptime and exptime > 0:
+        units = f"{units}/s"
+    elif counts and zpt is not None and exptime and exptime > 0:
         zpt = zpt + 2.5 * np.log10(exptime)
     data[mask] = np.nan
     meta: dict[str, Any] = {
@@ -386,7 +398,7 @@ def read_fits_frame(
                    else None),
         "mjdobs": _mjd(img.header) if _mjd(img.header) is not None else _mjd(headers[1]),
         "exptime": exptime, "zptmag": zpt,
-        "gain": float(_get(headers, "GAIN")) if _get(headers, "GAIN") is not None else None,
+        "gain": gain,
         "saturation": saturation, "path": str(path), "hdu": hdu_name, "units": units,
     }
     return Frame(data=data, wcs=wcs, psf=psf, unc=unc, mask=mask, meta=meta, psf_fine=psf_fine)

@@ -24,6 +24,7 @@ import numpy as np
 from astropy.table import Table, vstack
 from astropy.wcs import WCS
 
+from rapid.io.units import count_unit
 from rapid.science.aperture_correction import (ApertureCorrection, combine_ratios,
                                                star_flux_ratios)
 from rapid.science.artifacts import pixel_scores
@@ -303,8 +304,9 @@ def _variance(frame: Frame, rms: np.ndarray) -> np.ndarray:
     """Per-pixel variance: the frame's uncertainty, else background noise plus Poisson term.
 
     The Poisson term needs ``meta["gain"]`` (e-/DN), and ``meta["exptime"]`` when the data
-    are in DN/s (``meta["units"] == "DN/s"``); without a gain, source noise is left out and
-    residuals of bright stars look more significant than they are.
+    are a count rate (``meta["units"]`` such as "DN/s", :mod:`rapid.io.units`); without a
+    gain, or in units other than counts, source noise is left out and residuals of bright
+    stars look more significant than they are.
     """
     if frame.unc is not None:
         var = np.square(frame.unc, dtype=np.float32)
@@ -320,9 +322,11 @@ def _electrons_per_unit(frame: Frame) -> float | None:
     """Photo-electrons per unit of ``frame.data``, or None without a gain (or exposure time)."""
     gain = frame.meta.get("gain")
     exptime = frame.meta.get("exptime")
-    per_second = frame.meta.get("units", "DN/s") == "DN/s"
-    if gain and (exptime or not per_second):
-        return float(gain) * (float(exptime) if per_second else 1.0)
+    kind = count_unit(frame.meta.get("units", "DN/s"))
+    if kind is None:  # a calibrated unit: no count behind it to weigh
+        return None
+    if gain and (exptime or not kind.per_second):
+        return float(gain) * (float(exptime) if kind.per_second else 1.0)
     return None
 
 
