@@ -80,6 +80,30 @@ def test_psf_file_with_an_oversampled_extension(tmp_path):
     assert fine is not None and fine.factor == FACTOR
 
 
+def test_psf_file_in_webbpsf_layout_keeps_its_even_sized_oversampled_psf(tmp_path):
+    """webbpsf and stpsf write the optical PSF on 4N x 4N samples (centred between the middle
+    two) in HDU OVERSAMP and its 4 x 4 block sums in DET_SAMP (OVERSAMP = 1)."""
+    n, sigma = 15, 0.8
+    t = (np.arange(n * FACTOR) - (n * FACTOR - 1) / 2) / FACTOR
+    g = np.exp(-0.5 * (t / sigma) ** 2)
+    optical = np.outer(g, g) / np.outer(g, g).sum()
+    det = optical.reshape(n, FACTOR, n, FACTOR).sum(axis=(1, 3))
+    path = tmp_path / "wfi_psf.fits"
+    fits.HDUList([fits.PrimaryHDU(optical, header=fits.Header({"OVERSAMP": FACTOR,
+                                                                "EXTNAME": "OVERSAMP"})),
+                  fits.ImageHDU(det, header=fits.Header({"OVERSAMP": 1}), name="DET_SAMP"),
+                  ]).writeto(path)
+    native = read_psf(path)
+    fine = read_fine_psf(path, native)
+    assert fine is not None and fine.factor == FACTOR and fine.data.shape[0] % 2 == 1
+    # read at pixel steps through its central sample, it is the detector-sampled PSF
+    c = fine.data.shape[0] // 2
+    samples = fine.data[c % FACTOR::FACTOR, c % FACTOR::FACTOR]
+    h, cs = n // 2, samples.shape[0] // 2
+    cut = samples[cs - h:cs + h + 1, cs - h:cs + h + 1]
+    assert np.max(np.abs(cut / cut.sum() - native)) < 1e-6 * native.max()  # exact block sums
+
+
 def test_psf_file_without_fine_psf(tmp_path):
     path = tmp_path / "psf.fits"
     fits.PrimaryHDU(_native()).writeto(path)

@@ -17,6 +17,7 @@ convolved with N's fine effective PSF. No undersampled PSF is interpolated anywh
 from __future__ import annotations
 
 import numpy as np
+from scipy import ndimage
 from scipy.signal import fftconvolve
 
 from rapid.science.image import FinePsf
@@ -45,6 +46,30 @@ def centre_samples(fine: np.ndarray, factor: int, shape: tuple[int, int]) -> np.
     return out
 
 
+def on_a_sample(fine: np.ndarray) -> np.ndarray:
+    """A fine PSF centred on a sample: an even side (webbpsf's and stpsf's oversampled PSFs are
+    4N samples wide, centred between the two middle ones) is padded by one and shifted half a
+    sample by a cubic spline, which a finely sampled PSF takes to ~1e-3 of its peak."""
+    even = [n % 2 == 0 for n in fine.shape]
+    if not any(even):
+        return fine
+    padded = np.pad(fine, [(0, int(e)) for e in even])
+    return ndimage.shift(padded, [0.5 * e for e in even], order=3, mode="constant", cval=0.0)
+
+
+def _pixel_box(n: int, factor: int) -> np.ndarray:
+    """Weights that sum ``factor`` samples, one pixel, along an axis of ``n`` samples, with
+    the result centred on a sample where they can: a box of ``factor`` samples for an odd
+    factor, or for an even one on an even axis (whose centre lies between samples, as the
+    box's does); on an odd axis, ``factor`` + 1 samples with half weights at the ends (the
+    trapezoid rule)."""
+    if factor % 2 or n % 2 == 0:
+        return np.ones(factor)
+    edge = np.ones(factor + 1)
+    edge[[0, -1]] = 0.5
+    return edge
+
+
 def effective_fine_psf(native: np.ndarray, fine: np.ndarray, factor: int) -> FinePsf | None:
     """The pixel-convolved fine PSF that agrees with ``native``, or None.
 
@@ -69,15 +94,10 @@ def effective_fine_psf(native: np.ndarray, fine: np.ndarray, factor: int) -> Fin
     if factor < 2 or fine.ndim != 2 or not fine.sum() > 0 or not native.sum() > 0:
         return None
     native = native / native.sum()
-    # the optical reading: integrate over a pixel first. An odd-sized box of factor + 1
-    # samples with half weights at its ends (the trapezoid rule) spans exactly one pixel and
-    # keeps the centre on a sample for even factors too.
-    if factor % 2:
-        edge = np.ones(factor)
-    else:
-        edge = np.ones(factor + 1)
-        edge[[0, -1]] = 0.5
-    readings = (fine, fftconvolve(fine, np.outer(edge, edge), mode="full"))
+    # the optical reading: integrate over a pixel first
+    box = [_pixel_box(n, factor) for n in fine.shape]
+    readings = (on_a_sample(fine),
+                on_a_sample(fftconvolve(fine, np.outer(box[0], box[1]), mode="full")))
     best, best_err = None, np.inf
     for candidate in readings:
         samples = centre_samples(candidate, factor, native.shape)
