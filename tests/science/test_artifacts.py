@@ -12,7 +12,7 @@ from rapid.science.difference import difference_images
 SHAPE = (256, 256)
 
 
-def _pair(fwhm, seed=8):
+def _pair(fwhm, seed=8, unc_from_data=False):
     rng = np.random.default_rng(seed)
     x, y, f = star_field(rng, SHAPE, 40, flux_range=(5e3, 5e4))
     stars = list(zip(x, y, f))
@@ -33,7 +33,14 @@ def _pair(fwhm, seed=8):
         data[py, px] += amp
     rdata = ref.data.copy()
     rdata[50, 120] += 400.0
-    return dataclasses.replace(sci, data=data), dataclasses.replace(ref, data=rdata)
+    unc, runc = sci.unc, ref.unc
+    if unc_from_data:
+        # as a noise model of the counts (or a ramp fit's ERR) makes it: the bright pixels'
+        # own Poisson noise is in their uncertainty
+        unc = np.sqrt(8.0**2 + np.clip(data, 0, None)).astype(np.float32)
+        runc = np.sqrt(3.0**2 + np.clip(rdata, 0, None)).astype(np.float32)
+    return (dataclasses.replace(sci, data=data, unc=unc),
+            dataclasses.replace(ref, data=rdata, unc=runc))
 
 
 def _at(table, x, y, sign):
@@ -42,9 +49,10 @@ def _at(table, x, y, sign):
     return k
 
 
-@pytest.mark.parametrize("fwhm", [3.0, 4.5])
-def test_bright_pixels_dropped_sources_kept_with_a_well_sampled_psf(fwhm):
-    sci, ref = _pair(fwhm)
+@pytest.mark.parametrize("fwhm, unc_from_data", [(3.0, False), (4.5, False), (3.0, True),
+                                                (2.2, True)])
+def test_bright_pixels_dropped_sources_kept_with_a_well_sampled_psf(fwhm, unc_from_data):
+    sci, ref = _pair(fwhm, unc_from_data=unc_from_data)
     kept = difference_images(sci, ref)
     everything = difference_images(sci, ref, config=DifferenceConfig(
         detect=DetectConfig(pixel_score_max=np.inf)))
@@ -68,3 +76,21 @@ def test_undersampled_psf_keeps_real_sources():
     c = difference_images(sci, ref).candidates
     for x, y, sign in ((100.5, 140.5, 1), (180.0, 60.0, -1)):
         assert len(_at(c, x, y, sign)) == 1
+
+
+@pytest.mark.parametrize("fwhm", [1.3, 2.2])
+def test_bright_transients_kept_with_an_estimated_psf(fwhm):
+    # the score weighs with the background variance, so a bright source's PSF-model error is
+    # measured against the sky noise: it must still look like a source, not a pixel
+    rng = np.random.default_rng(5)
+    x, y, f = star_field(rng, SHAPE, 60, flux_range=(5e3, 2e5))
+    stars = list(zip(x, y, f))
+    bright = [(70.3, 180.6, 3e4), (150.5, 90.2, 1e5), (200.8, 200.4, 3e5)]
+    sci = make_frame(rng, shape=SHAPE, fwhm=fwhm, sigma=8.0, stars=stars + bright,
+                     with_psf=False)
+    ref = make_frame(rng, shape=SHAPE, fwhm=fwhm * 0.9, sigma=3.0, stars=stars, with_psf=False)
+    c = difference_images(sci, ref).candidates
+    for bx, by, _ in bright:
+        k = _at(c, bx, by, 1)
+        assert len(k) == 1, (bx, by)
+        assert c["pixel_score"][k[0]] < 0
