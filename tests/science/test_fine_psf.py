@@ -6,9 +6,10 @@ from astropy.io import fits
 from astropy.table import Table
 from scipy.special import erf
 
-from rapid.io.fits_frame import read_fine_psf, read_psf
+from rapid.io.fits_frame import read_fine_psf, read_psf, read_psfs
 from rapid.science.fine_psf import effective_fine_psf, fine_difference_psf
 from rapid.science.image import FinePsf
+from rapid.science.psf import odd_stamp, stamp_centre
 from rapid.science.photometry import measure_candidates
 
 SIGMA = 0.45  # pixels: an undersampled Gaussian (FWHM ~1.06 px)
@@ -102,6 +103,42 @@ def test_psf_file_in_webbpsf_layout_keeps_its_even_sized_oversampled_psf(tmp_pat
     h, cs = n // 2, samples.shape[0] // 2
     cut = samples[cs - h:cs + h + 1, cs - h:cs + h + 1]
     assert np.max(np.abs(cut / cut.sum() - native)) < 1e-6 * native.max()  # exact block sums
+
+
+@pytest.mark.parametrize("between", [True, False])
+def test_even_sided_stamp_is_centred_by_its_convention(tmp_path, between):
+    # between the middle pixels (webbpsf, GalSim) or on pixel n/2 (numpy's FFT centre)
+    n, sigma = 24, 1.3
+    t = np.arange(n) - ((n - 1) / 2 if between else n / 2)
+    assert stamp_centre(_effective(t, t, sigma)) == (((n - 1) / 2,) * 2 if between
+                                                    else (n / 2,) * 2)
+    path = tmp_path / "even.fits"
+    fits.PrimaryHDU(_effective(t, t, sigma)).writeto(path)
+    native = read_psf(path)
+    expected = _native(half=n // 2, sigma=sigma)
+    assert native.shape == (n + 1, n + 1)
+    assert np.max(np.abs(native - expected)) < 1e-3 * expected.max()
+
+
+def test_even_sided_undersampled_stamp_is_read_off_its_fine_psf(tmp_path):
+    # webbpsf layout with an even N: DET_SAMP is 4 x 4 block sums of a 4N x 4N optical PSF,
+    # both centred between their middle samples; shifting the undersampled DET_SAMP half a
+    # pixel would be an interpolation, reading the fine PSF at pixel centres is not
+    n, sigma = 16, SIGMA
+    t = (np.arange(n * FACTOR) - (n * FACTOR - 1) / 2) / FACTOR
+    g = np.exp(-0.5 * (t / sigma) ** 2)
+    optical = np.outer(g, g) / np.outer(g, g).sum()
+    det = optical.reshape(n, FACTOR, n, FACTOR).sum(axis=(1, 3))
+    path = tmp_path / "wfi_psf.fits"
+    fits.HDUList([fits.PrimaryHDU(det, header=fits.Header({"OVERSAMP": 1})),
+                  fits.ImageHDU(optical, header=fits.Header({"OVERSAMP": FACTOR}),
+                                name="OVERSAMP")]).writeto(path)
+    native, fine = read_psfs(path)
+    assert fine is not None and native.shape == (n + 1, n + 1)
+    expected = _native(half=n // 2, sigma=sigma)
+    err = np.max(np.abs(native - expected)) / expected.max()
+    shifted = np.max(np.abs(odd_stamp(det) - expected)) / expected.max()
+    assert err < 0.025 and shifted > 0.2  # 1.7% (the fine sampling) against 29%
 
 
 def test_psf_file_without_fine_psf(tmp_path):

@@ -8,7 +8,8 @@ from rapid.science.standalone import run_diff
 from tests.science.diff_fakes import make_frame, star_field
 
 
-def test_run_diff_writes_products_with_required_columns(tmp_path):
+@pytest.mark.parametrize("even_psf", [False, True])
+def test_run_diff_writes_products_with_required_columns(tmp_path, even_psf):
     rng = np.random.default_rng(70)
     shape = (160, 160)
     stars = list(zip(*star_field(rng, shape, 30, flux_range=(5e3, 5e4))))
@@ -17,7 +18,9 @@ def test_run_diff_writes_products_with_required_columns(tmp_path):
     # no uncertainty images: the noise model comes from the background and the gain
     write_fits_image(tmp_path / "sci.fits", sci.data, sci.wcs, header_extra={"GAIN": 1.0})
     write_fits_image(tmp_path / "ref.fits", ref.data, ref.wcs, header_extra={"GAIN": 1.0})
-    write_fits_image(tmp_path / "sci_psf.fits", sci.psf, None)
+    # an even-sided PSF file (the stamp without its last row and column, centred on pixel
+    # n/2) is read as well as the odd one
+    write_fits_image(tmp_path / "sci_psf.fits", sci.psf[:-1, :-1] if even_psf else sci.psf, None)
     out = tmp_path / "out"
     result = run_diff(tmp_path / "sci.fits", tmp_path / "ref.fits", out,
                       sci_psf=tmp_path / "sci_psf.fits")

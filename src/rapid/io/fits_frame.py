@@ -2,9 +2,9 @@
 
 Besides generic images, the reader understands RAPID's L2 layout: HDU 1 named 'SCI' in DN with
 EXPTIME, 'ERR' (1-sigma uncertainty) and 'DQ' (nonzero = bad) extensions, a PSFFILE keyword
-naming a PSF file in the same directory (odd-sized, native sampling; an extension with
-OVERSAMP >= 2 gives the same PSF sampled finer) and
-SATURATE (DN).
+naming a PSF file in the same directory (native sampling, any side: an even-sided stamp is
+centred as :func:`read_psfs` says; an extension with OVERSAMP >= 2 gives the same PSF sampled
+finer) and SATURATE (DN).
 
 Zero point convention: ZPTMAG in the header is taken to be the zero point of the image in DN/s
 (RAPID's convention). When the frame is read per second it is kept; when the data stay in DN it
@@ -144,30 +144,33 @@ def _psf_hdus(path: str | os.PathLike | io.IOBase) -> list[tuple[np.ndarray, int
 
 
 def _native_psf(hdus: list[tuple[np.ndarray, int]], path) -> np.ndarray:
+    """The file's PSF at native sampling as stored (any side), summing to 1."""
     psf = next((data for data, factor in hdus if factor <= 1), hdus[0][0])
-    if psf.shape[0] % 2 == 0 or psf.shape[1] % 2 == 0:
-        raise ValueError(f"PSF file {path}: stamp must be odd-sized, got {psf.shape}")
+    if psf.ndim != 2 or min(psf.shape) < 3:
+        raise ValueError(f"PSF file {path}: stamp must be 2-D and at least 3 x 3, got "
+                         f"{psf.shape}")
     psf = np.where(np.isfinite(psf), psf, 0.0)
     if not psf.sum() > 0:
         raise ValueError(f"PSF file {path}: stamp does not have a positive sum")
     return psf / psf.sum()
 
 
-def _fine_psf(hdus: list[tuple[np.ndarray, int]], native: np.ndarray) -> FinePsf | None:
+def _fine_psf(hdus: list[tuple[np.ndarray, int]], native: np.ndarray,
+              centre: tuple[float, float] | None = None) -> FinePsf | None:
     from rapid.science.fine_psf import effective_fine_psf
 
     for data, factor in hdus:
-        fine = effective_fine_psf(native, data, factor) if factor >= 2 else None
+        fine = effective_fine_psf(native, data, factor, centre) if factor >= 2 else None
         if fine is not None:
             return fine
     return None
 
 
 def read_psf(path: str | os.PathLike) -> np.ndarray:
-    """Read a PSF stamp at native sampling, check it is odd-sized and normalise it to sum 1.
+    """Read a PSF stamp at native sampling, on an odd grid, normalised to sum 1.
 
     The stamp is the first image HDU whose header does not say OVERSAMP > 1, else the first
-    image HDU.
+    image HDU; an even-sided one is put on an odd grid as :func:`read_psfs` does.
 
     Parameters
     ----------
@@ -179,7 +182,7 @@ def read_psf(path: str | os.PathLike) -> np.ndarray:
     ndarray
         float64 stamp.
     """
-    return _native_psf(_psf_hdus(path), path)
+    return read_psfs(path)[0]
 
 
 def read_fine_psf(path: str | os.PathLike, native: np.ndarray) -> FinePsf | None:
@@ -193,11 +196,27 @@ def read_fine_psf(path: str | os.PathLike, native: np.ndarray) -> FinePsf | None
 
 
 def read_psfs(path: str | os.PathLike | io.IOBase) -> tuple[np.ndarray, FinePsf | None]:
-    """:func:`read_psf` and :func:`read_fine_psf` of one file (a path or a file object),
-    reading it once."""
+    """The native stamp (:func:`read_psf`) and the fine PSF (:func:`read_fine_psf`) of one
+    file (a path or a file object), reading it once.
+
+    The native stamp is returned on an odd grid centred on its middle pixel. An even-sided
+    stamp (webbpsf's, stpsf's, GalSim's of even size) is centred where
+    :func:`rapid.science.psf.stamp_centre` says; it is read off the fine PSF when the file has
+    one that agrees with it (exact), else padded and, for a centre between pixels, shifted
+    half a pixel (:func:`rapid.science.psf.odd_stamp`).
+    """
+    from rapid.science.fine_psf import native_from_fine
+    from rapid.science.psf import odd_stamp, stamp_centre
+
     hdus = _psf_hdus(path)
-    native = _native_psf(hdus, path)
-    return native, _fine_psf(hdus, native)
+    stored = _native_psf(hdus, path)
+    if stored.shape[0] % 2 and stored.shape[1] % 2:
+        return stored, _fine_psf(hdus, stored)
+    centre = stamp_centre(stored)
+    fine = _fine_psf(hdus, stored, centre)
+    odd_shape = tuple(n | 1 for n in stored.shape)
+    native = native_from_fine(fine, odd_shape) if fine is not None else odd_stamp(stored, centre)
+    return native, fine
 
 
 def psf_fits_bytes(native: np.ndarray, fine: FinePsf | None = None, *,

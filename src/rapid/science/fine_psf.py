@@ -70,17 +70,49 @@ def _pixel_box(n: int, factor: int) -> np.ndarray:
     return edge
 
 
-def effective_fine_psf(native: np.ndarray, fine: np.ndarray, factor: int) -> FinePsf | None:
+def _at_pixel_centres(fine: np.ndarray, factor: int, shape: tuple[int, int],
+                      centre: tuple[float, float] | None) -> np.ndarray | None:
+    """A fine PSF centred on its middle sample, read at the pixel centres of a stamp of
+    ``shape`` whose PSF centre is at ``centre`` (zero-based; the middle pixel when None). Whole
+    sample steps are read as they are (the cubic spline passes through its samples); a centre
+    between pixels with an odd factor falls between samples and is interpolated."""
+    if centre is None:
+        return centre_samples(fine, factor, shape)
+    if fine.shape[0] % 2 == 0 or fine.shape[1] % 2 == 0:
+        return None
+    axes = [(n - 1) / 2.0 + (np.arange(m) - c) * factor
+            for n, m, c in zip(fine.shape, shape, centre)]
+    yy, xx = np.meshgrid(*axes, indexing="ij")
+    return ndimage.map_coordinates(fine, [yy, xx], order=3, mode="constant", cval=0.0)
+
+
+def native_from_fine(fine: FinePsf, shape: tuple[int, int]) -> np.ndarray:
+    """The PSF at pixel centres on an odd stamp of ``shape``, read from an effective fine PSF
+    (exact: its samples at pixel steps), summing to 1."""
+    if shape[0] % 2 == 0 or shape[1] % 2 == 0:
+        raise ValueError(f"shape must have odd sides, got {shape}")
+    samples = centre_samples(fine.data, fine.factor, shape)
+    if samples is None or not samples.sum() > 0:
+        raise ValueError("fine PSF has no light at pixel centres")
+    return samples / samples.sum()
+
+
+def effective_fine_psf(native: np.ndarray, fine: np.ndarray, factor: int,
+                       centre: tuple[float, float] | None = None) -> FinePsf | None:
     """The pixel-convolved fine PSF that agrees with ``native``, or None.
 
     Parameters
     ----------
     native : ndarray
-        Odd-sized PSF at pixel centres.
+        PSF at pixel centres.
     fine : ndarray
         The file's fine PSF, ``factor`` samples per pixel; effective or optical.
     factor : int
         Samples per pixel, >= 2.
+    centre : tuple of float, optional
+        Where the PSF's centre lies on ``native`` (zero-based y, x; see
+        :func:`rapid.science.psf.stamp_centre`): needed for an even-sided stamp. Default: the
+        middle pixel of an odd-sided one.
 
     Returns
     -------
@@ -100,7 +132,7 @@ def effective_fine_psf(native: np.ndarray, fine: np.ndarray, factor: int) -> Fin
                 on_a_sample(fftconvolve(fine, np.outer(box[0], box[1]), mode="full")))
     best, best_err = None, np.inf
     for candidate in readings:
-        samples = centre_samples(candidate, factor, native.shape)
+        samples = _at_pixel_centres(candidate, factor, native.shape, centre)
         if samples is None or not samples.sum() > 0:
             continue
         err = float(np.max(np.abs(samples / samples.sum() - native))) / float(native.max())

@@ -94,6 +94,50 @@ def resize_psf(psf: np.ndarray, size: int) -> np.ndarray:
     return normalise_psf(out)
 
 
+def stamp_centre(psf: np.ndarray) -> tuple[float, float]:
+    """Where a PSF stamp's centre lies, zero-based pixels (y, x).
+
+    The middle pixel of an odd side. An even side has two conventions: between its two middle
+    pixels, at n/2 - 1/2 (webbpsf, stpsf, GalSim's default), or on pixel n/2 (numpy's FFT
+    convention); the one nearer the light's centroid is taken (they are half a pixel apart).
+    """
+    psf = np.asarray(psf, dtype=np.float64)
+    if psf.ndim != 2:
+        raise ValueError(f"psf must be 2-D, got shape {psf.shape}")
+    light = np.clip(np.where(np.isfinite(psf), psf, 0.0), 0.0, None)
+    if not light.sum() > 0:
+        raise ValueError("psf must have a positive sum")
+    centre = []
+    for n, c in zip(psf.shape, ndimage.center_of_mass(light)):
+        if n % 2:
+            centre.append((n - 1) / 2.0)
+        else:
+            centre.append(n / 2.0 if abs(c - n / 2.0) < abs(c - (n - 1) / 2.0)
+                          else (n - 1) / 2.0)
+    return centre[0], centre[1]
+
+
+def odd_stamp(psf: np.ndarray, centre: tuple[float, float] | None = None) -> np.ndarray:
+    """A PSF stamp on an odd grid, centred on its central pixel, summing to 1.
+
+    An even side gets one zero sample at its end; when its centre (``centre``, default
+    :func:`stamp_centre`) lies between the two middle pixels the stamp is also moved half a
+    pixel, by a Fourier shift: exact for a PSF sampled at Nyquist or finer, an interpolation of
+    an undersampled one (whose file should then carry a finely sampled PSF too, from which the
+    stamp is taken exactly: :func:`rapid.science.fine_psf.native_from_fine`).
+    """
+    psf = normalise_psf(psf)
+    even = [n % 2 == 0 for n in psf.shape]
+    if not any(even):
+        return psf
+    centre = stamp_centre(psf) if centre is None else centre
+    padded = np.pad(psf, [(0, int(e)) for e in even])
+    move = [n / 2.0 - c if e else 0.0 for n, c, e in zip(psf.shape, centre, even)]
+    if any(move):
+        padded = np.fft.ifftn(ndimage.fourier_shift(np.fft.fftn(padded), move)).real
+    return normalise_psf(padded)
+
+
 def recentre_psf(psf: np.ndarray) -> np.ndarray:
     """Shift a stamp (cubic spline) so that its centroid falls on the central pixel.
 
