@@ -78,7 +78,7 @@ def clipped_weighted_mean(values, errors, *, clip_sigma: float = 3.0, min_count:
         if np.array_equal(new, use):
             break
         use = new
+    # the last pass's mean is of ``use`` already (it stopped on use == new, or set use = new)
     r, w = v[use], 1.0 / sig[use] ** 2
-    mean = float(np.sum(w * r) / np.sum(w))
     chi2 = float(np.sum(w * (r - mean) ** 2) / max(r.size - 1, 1))
     return ClippedMean(mean, float(np.sqrt(max(chi2, 1.0) / np.sum(w))), use)

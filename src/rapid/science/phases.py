@@ -27,10 +27,11 @@ sources at every S/N (2700 sources at S/N 4-9) with under half the noise false a
 from __future__ import annotations
 
 import numpy as np
-from scipy.ndimage import fourier_shift, shift
+from scipy.ndimage import shift
 
 from rapid.science.fine_psf import centre_samples
 from rapid.science.image import FinePsf
+from rapid.science.psf import fourier_shifted
 
 # The three sub-pixel offsets (dx, dy) searched besides the pixel centre: half a pixel in x,
 # in y, and in both; a source is then never more than a quarter pixel from a searched phase.
@@ -60,7 +61,7 @@ def psf_at_phase(native: np.ndarray, fine: FinePsf | None, dx: float, dy: float)
     if native.ndim != 2 or native.shape[0] % 2 == 0 or native.shape[1] % 2 == 0:
         raise ValueError(f"native PSF must be a 2-D stamp of odd sides, got {native.shape}")
     if fine is None:
-        out = np.fft.ifftn(fourier_shift(np.fft.fftn(native), (dy, dx))).real
+        out = fourier_shifted(native, (dy, dx))
     else:
         k = fine.factor
         # a cubic spline through the fine samples reproduces them exactly at whole-sample

@@ -134,8 +134,14 @@ def odd_stamp(psf: np.ndarray, centre: tuple[float, float] | None = None) -> np.
     padded = np.pad(psf, [(0, int(e)) for e in even])
     move = [n / 2.0 - c if e else 0.0 for n, c, e in zip(psf.shape, centre, even)]
     if any(move):
-        padded = np.fft.ifftn(ndimage.fourier_shift(np.fft.fftn(padded), move)).real
+        padded = fourier_shifted(padded, move)
     return normalise_psf(padded)
+
+
+def fourier_shifted(stamp: np.ndarray, shift) -> np.ndarray:
+    """``stamp`` moved by ``shift`` (dy, dx) pixels in Fourier space: the band-limited reading,
+    exact for a PSF sampled at Nyquist or finer; the stamp wraps around its edges."""
+    return np.fft.ifftn(ndimage.fourier_shift(np.fft.fftn(stamp), shift)).real
 
 
 def recentre_psf(psf: np.ndarray) -> np.ndarray:
