@@ -15,7 +15,6 @@ import io
 from dataclasses import dataclass
 
 import numpy as np
-import pyarrow.parquet as pq
 
 from rapid import store
 from rapid.evaluation.diffsnr import difference_snr
@@ -46,7 +45,7 @@ class DiffProducts:
 
 def read_truth(path: str) -> dict[str, np.ndarray]:
     """The truth-table columns the evaluation needs (see :mod:`rapid.sim.files`)."""
-    table = pq.read_table(path)
+    table = read_table(str(path))
     missing = [c for c in TRUTH_COLUMNS if c not in table.column_names]
     if missing:
         raise ValueError(f"truth table {path} lacks columns {missing}")

@@ -11,7 +11,6 @@ from pathlib import PurePosixPath
 from urllib.parse import urlparse
 
 import numpy as np
-import pyarrow.parquet as pq
 from scipy.spatial import cKDTree
 
 from rapid.db.lookups import diffimages_with_catalogs
@@ -93,7 +92,7 @@ def match_one_to_one(truth_xy: np.ndarray, cand_xy: np.ndarray,
 def transient_recovery(db, truth_path: str, *, procdate=None, radius: float = 2.0,  # noqa: ANN001
                        bright_snr: float = 10.0) -> Recovery:
     """Compare the registered candidate catalogs with the truth table of a simulated survey."""
-    truth = pq.read_table(truth_path)
+    truth = read_table(str(truth_path))
     cols = {name: np.asarray(truth[name]) for name in
             ("filename", "kind", "x", "y", "diff_flux", "snr_expected")}
     with db.begin() as conn:

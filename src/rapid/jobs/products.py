@@ -57,7 +57,7 @@ class ProductWriter:
 
 
 def read_table(uri: str):  # -> pyarrow.Table
-    """A Parquet product of the store, read whole.
+    """A Parquet product of the store (or any local path or URL), read whole.
 
     The bytes are read into memory first, and Arrow's read-ahead cache is off: with it, Arrow's
     IO threads keep references to the Python buffer after the read returns, and releasing them
