@@ -91,6 +91,22 @@ def test_image_in_the_primary_hdu_beside_other_extensions(tmp_path):
     assert read_l2_header(tmp_path / "packed.fits").naxis1 == 48
 
 
+def test_footprint_of_an_image_in_another_equinox_is_in_icrs(tmp_path):
+    """Sky tiles are ICRS: a header in FK5 at equinox 1950 has its footprint precessed."""
+    from astropy import units as u
+    from astropy.coordinates import FK5, SkyCoord
+
+    path = write_l2(tmp_path / "b1950.fits")
+    with fits.open(path, mode="update") as hdul:
+        hdul["SCI"].header.update(RADESYS="FK5", EQUINOX=1950.0)
+    hdr = read_l2_header(path)
+    centre = SkyCoord(11.1 * u.deg, -43.8 * u.deg, frame=FK5(equinox="J1950")).icrs
+    assert hdr.ra0 == pytest.approx(centre.ra.deg, abs=1e-6)
+    assert hdr.dec0 == pytest.approx(centre.dec.deg, abs=1e-6)
+    assert abs(hdr.ra0 - 11.1) > 0.5  # half a century of precession
+    assert hdr.wcs["crval1"] == pytest.approx(11.1)  # the image's own WCS is recorded as it is
+
+
 def test_corrupt_file_is_not_readable(tmp_path):
     path = tmp_path / "corrupt.fits"
     path.write_bytes(b"SIMPLE  =                    T" + b"\x00garbage" * 50)

@@ -19,6 +19,7 @@ from astropy.time import Time
 from astropy.wcs import WCS, FITSFixedWarning
 
 from rapid.ingest.filters import canonical_filter
+from rapid.io.celestial import in_icrs
 from rapid.io.fits_frame import find_science_hdu, is_image_hdu
 
 SIP_KEY = re.compile(r"^(A|B|AP|BP)_(\d+_\d+|ORDER|DMAX)$")
@@ -177,12 +178,15 @@ def read_l2_header(path: str | Path) -> L2Header:
             wcs = WCS(header, naxis=2)
         except Exception as exc:
             raise L2Error(f"unusable WCS ({exc})") from None
-    if not wcs.has_celestial or "RA" not in wcs.wcs.ctype[0].upper() and "RA" not in \
-            wcs.wcs.ctype[1].upper():
+    if not wcs.has_celestial:
         raise L2Error("missing celestial WCS (CTYPE RA---TAN / DEC--TAN)")
+    try:
+        sky = in_icrs(wcs)  # the footprint is looked up among ICRS sky tiles
+    except ValueError as exc:
+        raise L2Error(str(exc)) from None
     xs = np.array([(nx - 1) / 2, 0, nx - 1, nx - 1, 0], dtype=float)
     ys = np.array([(ny - 1) / 2, 0, 0, ny - 1, ny - 1], dtype=float)
-    ra, dec = wcs.all_pix2world(xs, ys, 0)
+    ra, dec = sky.all_pix2world(xs, ys, 0)
     if not (np.all(np.isfinite(ra)) and np.all(np.isfinite(dec))):
         raise L2Error("WCS gives no sky position for the image corners")
     ra = np.mod(ra, 360.0)

@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from rapid.io.celestial import in_icrs
 from rapid.io.gwcs_sip import SipFit, fit_sip
 from rapid.science.image import Frame
 
@@ -370,5 +371,5 @@ def read_asdf_frame(path: str | os.PathLike, *, per_second: bool = True,
         "gain": None, "saturation": None, "path": str(path), "hdu": None, "units": units,
         "sca": facts.sca, "sip_error_pix": facts.sip.max_error_pix,
     }
-    return Frame(data=data, wcs=facts.sip.wcs, psf=psf, unc=unc, mask=mask, meta=meta,
+    return Frame(data=data, wcs=in_icrs(facts.sip.wcs), psf=psf, unc=unc, mask=mask, meta=meta,
                  psf_fine=psf_fine)

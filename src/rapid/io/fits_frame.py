@@ -28,6 +28,7 @@ from astropy.io import fits
 from astropy.time import Time
 from astropy.wcs import WCS, FITSFixedWarning
 
+from rapid.io.celestial import in_icrs
 from rapid.io.units import count_unit
 from rapid.science.badpixels import plateau_mask
 from rapid.science.image import FinePsf, Frame
@@ -319,7 +320,7 @@ def read_fits_frame(
     Returns
     -------
     Frame
-        float32 data (bad pixels NaN), WCS (SIP kept), psf, unc, mask (DQ != 0, non-finite,
+        float32 data (bad pixels NaN), WCS (SIP kept; in ICRS, :func:`in_icrs`), psf, unc, mask (DQ != 0, non-finite,
         at or above SATURATE, or inside a 5 x 5 square or a 25-pixel row or column of one
         value: fill values, :func:`rapid.science.badpixels.plateau_mask`) and meta: filter,
         mjdobs, exptime, zptmag, gain, saturation, path, hdu, units ("DN/s" or the header's
@@ -352,6 +353,10 @@ def read_fits_frame(
             img, wcs = find_science_hdu(hdul)
             if img is None:
                 raise ValueError(f"{path}: no image HDU with a celestial WCS")
+        try:
+            wcs = in_icrs(wcs)
+        except ValueError as exc:
+            raise ValueError(f"{path}: {exc}") from None
         data = _image_data(img)
         headers = [img.header, hdul[0].header]
         err = _find(hdul, "ERR") if img.name != "ERR" else None
