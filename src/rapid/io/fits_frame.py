@@ -320,9 +320,10 @@ def read_fits_frame(
     Returns
     -------
     Frame
-        float32 data (bad pixels NaN), WCS (SIP kept; in ICRS, :func:`in_icrs`), psf, unc, mask (DQ != 0, non-finite,
-        at or above SATURATE, or inside a 5 x 5 square or a 25-pixel row or column of one
-        value: fill values, :func:`rapid.science.badpixels.plateau_mask`) and meta: filter,
+        float32 data (bad pixels NaN), WCS (SIP kept; in ICRS, :func:`in_icrs`), psf, unc,
+        mask (DQ != 0, non-finite, at or above SATURATE, or inside a 5 x 5 square or a
+        25-pixel row or column of one value: fill values,
+        :func:`rapid.science.badpixels.plateau_mask`) and meta: filter,
         mjdobs, exptime, zptmag, gain, saturation, path, hdu, units ("DN/s" or the header's
         BUNIT / "DN").
 
