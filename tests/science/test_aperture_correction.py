@@ -19,7 +19,7 @@ def _fit(img, unc, pd, rows, fine):
                               psf_fine=fine)
 
 
-def _star_image(seed, fwhm=2.5, shape=(400, 400), nstars=80, sigma=5.0):
+def _star_image(seed, fwhm=2.5, shape=(400, 400), nstars=80, sigma=5.0, fluxes=False):
     rng = np.random.default_rng(seed)
     x, y, f = star_field(rng, shape, nstars=nstars, flux_range=(5e3, 1e5), edge=20)
     img = np.zeros(shape)
@@ -27,7 +27,7 @@ def _star_image(seed, fwhm=2.5, shape=(400, 400), nstars=80, sigma=5.0):
         add_star(img, xs, ys, fs, fwhm)
     var = sigma**2 + img  # gain 1
     img = img + rng.normal(0.0, 1.0, shape) * np.sqrt(var)
-    return img, var, x, y
+    return (img, var, x, y, f) if fluxes else (img, var, x, y)
 
 
 def test_star_ratios_predict_the_flux_bias_of_a_wrong_psf():
@@ -60,6 +60,29 @@ def test_star_ratios_predict_the_flux_bias_of_a_wrong_psf():
     measured = correction(wide)
     assert measured.factor == pytest.approx(bias, abs=0.01)
     assert measured.error < 0.005 and measured.nstars >= 30
+
+
+def test_stars_with_a_neighbour_in_their_stamp_are_left_out():
+    """In a crowded field most stamps hold a neighbour whose light is in the stamp's sum and not
+    in the star's fit: those stars would make the correction, not the PSF."""
+    img, var, x, y, f = _star_image(3, shape=(300, 300), nstars=150, fluxes=True)
+    bad = np.zeros(img.shape, dtype=bool)
+    model = gaussian_psf(2.5, size=25)
+    kw = dict(stamp=25, kernel=IDENTITY, pd=model, pd_fine=None, measure=_fit)
+    crowded, _ = star_flux_ratios(img, var, bad, x, y, **kw)
+    assert np.median(crowded) < 0.9  # 150 stars on 300 x 300: most stamps hold another
+    # the detections passed as neighbours hold each star itself, as detected in both images
+    # (left alone), the others, and faint sources (under 1% of the star) that may stay near it
+    faint = np.full(len(x), 0.005 * f.min())
+    found = (np.concatenate([x, x + 0.4, x + 6.0]), np.concatenate([y, y - 0.3, y]),
+             np.concatenate([f, f, faint]))
+    r, e = star_flux_ratios(img, var, bad, x, y, neighbours=found, **kw)
+    reach = 25 // 2 + 3 * 2.5  # the stamp and three FWHM
+    alone = sum(np.sum((np.abs(x - a) <= reach) & (np.abs(y - b) <= reach)
+                       & (f > 0.01 * g)) == 1 for a, b, g in zip(x, y, f))
+    assert 5 <= r.size <= alone < 40
+    assert np.all(np.abs(r - 1.0) < 5 * e)
+    assert combine_ratios(r, e).factor == pytest.approx(1.0, abs=0.01)
 
 
 def test_combined_ratio_clips_what_is_not_a_star():

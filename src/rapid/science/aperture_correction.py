@@ -25,14 +25,26 @@ from dataclasses import dataclass
 import numpy as np
 from astropy.table import Table
 from scipy.signal import fftconvolve
+from scipy.spatial import cKDTree
 
 from rapid.science.clipped_mean import clipped_weighted_mean
 from rapid.science.image import FinePsf
+from rapid.science.psf import fit_psf_fwhm
 
 # Stars whose stamp sum is known to worse than this are no use for a per-cent correction
 MAX_STAR_ERROR = 0.1
 # Scatter allowed around the mean beyond each star's noise: the PSF varies a little over a field
 STAR_SCATTER = 0.01
+# A star with another source within its stamp, or this many FWHM beyond it, is not used: the
+# neighbour's light is in the stamp's sum but not in the star's fit (in a crowded field most
+# stars have one, and their ratios, 0.2-0.8, set the mean); a neighbour twenty times brighter
+# one FWHM beyond the stamp still put a quarter of the star's flux into it
+NEIGHBOUR_FWHMS = 3.0
+# Detections closer than this (pixels) to a star are the star itself (in the other image)
+SAME_SOURCE = 1.5
+# Fainter neighbours than this share of the star's flux are let be: what they put into its
+# stamp is within the stars' scatter (STAR_SCATTER), and in a dense field every star has some
+NEIGHBOUR_FLUX = 0.01
 
 
 @dataclass(frozen=True)
@@ -64,10 +76,33 @@ def _star_cutout(image, var, bad, ix, iy, half):
     return np.asarray(image[y0:y1, x0:x1], dtype=np.float64), float(var[y0:y1, x0:x1].sum())
 
 
+def _crowded(x: np.ndarray, y: np.ndarray, sources: tuple[np.ndarray, ...],
+             reach: float) -> np.ndarray:
+    """Whether a source (x, y, flux) other than the star itself lies within ``reach`` pixels
+    of it along both axes with over ``NEIGHBOUR_FLUX`` of its flux. The star's own flux is
+    that of the brightest source within ``SAME_SOURCE`` pixels of it (the star as detected)."""
+    out = np.zeros(len(x), dtype=bool)
+    sx, sy, sf = (np.asarray(v, dtype=float) for v in sources)
+    ok = np.isfinite(sx) & np.isfinite(sy) & np.isfinite(sf)
+    if not ok.any():
+        return out
+    sx, sy, sf = sx[ok], sy[ok], sf[ok]
+    near = cKDTree(np.column_stack([sx, sy])).query_ball_point(
+        np.column_stack([x, y]), reach, p=np.inf)
+    for k, idx in enumerate(near):
+        if len(idx) < 2:
+            continue
+        idx = np.asarray(idx)
+        same = np.hypot(sx[idx] - x[k], sy[idx] - y[k]) <= SAME_SOURCE
+        own = sf[idx][same].max() if same.any() else 0.0
+        out[k] = bool(np.any(sf[idx][~same] > NEIGHBOUR_FLUX * own))
+    return out
+
+
 def star_flux_ratios(
     image: np.ndarray, var: np.ndarray, bad: np.ndarray, x, y, *, stamp: int,
     kernel: np.ndarray, pd: np.ndarray, pd_fine: FinePsf | None, measure, units: float = 1.0,
-    max_stars: int = 60,
+    max_stars: int = 60, neighbours: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Fitted over true flux of each usable star, and its 1-sigma error (see module notes).
 
@@ -76,7 +111,7 @@ def star_flux_ratios(
     image, var, bad : ndarray
         Background-subtracted image on D's grid, its per-pixel variance, bad-pixel mask.
     x, y : array_like
-        Positions of unblended, unsaturated stars (pixels, zero-based): the gain match's.
+        Positions of unsaturated stars (pixels, zero-based): the gain match's.
     stamp : int
         Odd side of the image's PSF model, over which it is normalised.
     kernel : ndarray
@@ -91,6 +126,10 @@ def star_flux_ratios(
     max_stars : int, optional
         Only the stars with the most precise stamp sums are fitted (60): beyond a few dozen
         the 1% scatter between stars sets the precision, and each fit costs milliseconds.
+    neighbours : (ndarray, ndarray, ndarray), optional
+        Positions and fluxes of every detected source: a star with one of them inside its
+        stamp (or ``NEIGHBOUR_FWHMS`` FWHM of ``pd`` beyond) and over ``NEIGHBOUR_FLUX`` of
+        its flux is left out.
 
     Returns
     -------
@@ -103,9 +142,14 @@ def star_flux_ratios(
     half = stamp // 2
     ky, kx = kernel.shape[0] // 2, kernel.shape[1] // 2
     tile_y, tile_x = stamp + 2 * ky, stamp + 2 * kx
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    crowded = np.zeros(len(x), dtype=bool)
+    if neighbours is not None:
+        reach = half + NEIGHBOUR_FWHMS * fit_psf_fwhm(pd)
+        crowded = _crowded(x, y, neighbours, reach)
     tiles, sums, errs, pos = [], [], [], []
-    for xs, ys in zip(np.asarray(x, dtype=float), np.asarray(y, dtype=float)):
-        if not (np.isfinite(xs) and np.isfinite(ys)):
+    for xs, ys, other in zip(x, y, crowded):
+        if other or not (np.isfinite(xs) and np.isfinite(ys)):
             continue
         ix, iy = int(np.floor(xs + 0.5)), int(np.floor(ys + 0.5))
         cut = _star_cutout(image, var, bad, ix, iy, half)

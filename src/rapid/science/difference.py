@@ -352,15 +352,19 @@ def _rows_by_cell(grid: CellGrid, x, y):
         yield int(c), np.flatnonzero(where == c)
 
 
-def _aperture_correction(image, var, bad, x, y, grid: CellGrid, psfs, kernels, pds, pd_fines,
-                         measure, *, units: float, min_stars: int) -> ApertureCorrection | None:
-    """One image's aperture correction, each star put through its own cell's kernel."""
+def _aperture_correction(image, var, bad, gm: GainMatch, grid: CellGrid, psfs, kernels, pds,
+                         pd_fines, measure, *, units: float,
+                         min_stars: int) -> ApertureCorrection | None:
+    """One image's aperture correction on the gain match's stars, each put through its own
+    cell's kernel."""
     ratios, errors = [], []
+    x, y = gm.star_x, gm.star_y
     for c, rows in _rows_by_cell(grid, x, y):
         r, e = star_flux_ratios(image, var, bad, x[rows], y[rows], stamp=psfs[c].shape[0],
                                 kernel=kernels[c], pd=pds[c], pd_fine=pd_fines[c],
                                 measure=measure, units=units,
-                                max_stars=max(8, MAX_APCORR_STARS // grid.ncells))
+                                max_stars=max(8, MAX_APCORR_STARS // grid.ncells),
+                                neighbours=(gm.source_x, gm.source_y, gm.source_flux))
         ratios.append(r)
         errors.append(e)
     if not ratios:
@@ -619,7 +623,7 @@ def difference_images(sci: Frame, ref: Frame, *,
                 if source == "frame":
                     continue
                 apcorr[s] = _aperture_correction(
-                    image, var, bad, gm.star_x, gm.star_y, grid, psfs,
+                    image, var, bad, gm, grid, psfs,
                     [k * scale for k in kernels], [k.Pd for k in cz.cells], pd_fines,
                     fit_fluxes, units=units, min_stars=pc.aperture_correction_min_stars)
         for s, ac in apcorr.items():

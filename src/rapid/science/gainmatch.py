@@ -47,6 +47,9 @@ class GainMatch:
         The registration noise of ZOGY, pixels: the part of the offsets' scatter that the
         stars' own centroid noise does not explain
         (:func:`rapid.science.registration.registration_noise`).
+    source_x, source_y, source_flux : ndarray
+        Science-grid positions and aperture fluxes (science units) of every source detected in
+        either image, matched or not: the neighbours that can crowd a star's stamp.
     """
 
     flux_ratio: float
@@ -63,6 +66,9 @@ class GainMatch:
     star_dy: np.ndarray = field(default_factory=lambda: np.empty(0))
     reg_sigma_x: float = 0.0
     reg_sigma_y: float = 0.0
+    source_x: np.ndarray = field(default_factory=lambda: np.empty(0))
+    source_y: np.ndarray = field(default_factory=lambda: np.empty(0))
+    source_flux: np.ndarray = field(default_factory=lambda: np.empty(0))
 
     @property
     def flagged(self) -> bool:
@@ -230,5 +236,8 @@ def gain_match(
         star_dx=star_dx, star_dy=star_dy,
         reg_sigma_x=registration_noise(dx, centroid_var),
         reg_sigma_y=registration_noise(dy, centroid_var),
+        source_x=np.concatenate([xy_s[:, 0], xy_r[:, 0] + shift[0]]),
+        source_y=np.concatenate([xy_s[:, 1], xy_r[:, 1] + shift[1]]),
+        source_flux=np.concatenate([fs, fr * mean]),
     )
 
