@@ -8,6 +8,10 @@ pixels, so at ``step`` = 32..64 the interpolated mapping agrees with the exact o
 4088² ``pixel_map`` takes ~1 s and a full cubic ``resample`` (mapping, spline prefilter,
 interpolation, bad-pixel footprint) ~4-6 s, about ten times less than ``reproject_interp``.
 
+Destination pixels larger than the source's are integrated over rather than sampled: the
+source is first blurred by the part of a destination pixel that a source pixel does not already
+cover (:mod:`rapid.science.pixel_integration`); for grids of one pixel size nothing changes.
+
 Work is done in row blocks so that memory stays close to the size of the float32 output.
 """
 
@@ -22,6 +26,12 @@ from scipy import ndimage
 from rapid.science.badpixels import _check_order, bad_footprint_map, fill_bad_pixels
 from rapid.science.grid_spline import GridSpline
 from rapid.science.image import Frame
+from rapid.science.pixel_integration import (
+    bad_weight,
+    integrate,
+    integrate_uncertainty,
+    integration_covariance,
+)
 from rapid.science.psf_transform import (
     _check_wcs,
     interpolation_variance_factor,
@@ -47,6 +57,8 @@ __all__ = [
 _BLOCK_ROWS = 256
 # A source position may lie this far outside [0, n-1] and still count as inside (spline noise).
 _EDGE_TOL = 1e-3
+# Largest share of an integrated destination pixel's weight that may come from bad pixels
+_MAX_BAD_WEIGHT = 0.1
 
 #: A registration correction: destination (x, y) arrays -> offsets (dx, dy) in pixels
 Offsets = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
@@ -117,6 +129,9 @@ class CoarsePixelMap:
             ys[bad] = -1e6
         self._cols = None
         self._bad_coarse = ndimage.binary_dilation(bad, iterations=2) if bad.any() else None
+        #: d(source pixel)/d(destination pixel), (y, x) order: the median over the coarse
+        #: cells (None for a single coarse row or column)
+        self.src_per_dst = _median_jacobian(self._yc, self._xc, ys, xs, bad)
         #: (ymin, ymax, xmin, xmax) of the source positions at the exact coarse points
         self.src_range = (float(ys[~bad].min()), float(ys[~bad].max()),
                           float(xs[~bad].min()), float(xs[~bad].max()))
@@ -159,6 +174,20 @@ class CoarsePixelMap:
             ysrc[spoiled] = np.nan
             xsrc[spoiled] = np.nan
         return ysrc, xsrc
+
+
+def _median_jacobian(yc, xc, ys, xs, bad) -> np.ndarray | None:
+    if len(yc) < 2 or len(xc) < 2:
+        return None
+    cells = ~(bad[1:, :-1] | bad[:-1, :-1] | bad[:-1, 1:])
+    if not cells.any():
+        return None
+    dy, dx = np.diff(yc)[:, None], np.diff(xc)[None, :]
+    jac = np.empty((2, 2))
+    for i, src in enumerate((ys, xs)):
+        jac[i, 0] = np.median(((src[1:, :-1] - src[:-1, :-1]) / dy)[cells])
+        jac[i, 1] = np.median(((src[:-1, 1:] - src[:-1, :-1]) / dx)[cells])
+    return jac
 
 
 def _linear_grid(yc, xc, values, yv, xv):
@@ -208,7 +237,8 @@ def resample(
     mask: np.ndarray | None = None,
     dst_offsets: Offsets | None = None,
 ) -> np.ndarray:
-    """Interpolate an image onto another WCS grid.
+    """Interpolate an image onto another WCS grid (integrated over destination pixels larger
+    than the source's, see the module's text).
 
     Bad source pixels (NaN or ``mask``) do not smear: the image is interpolated after bad pixels
     are replaced by the mean of their good neighbours, and every destination pixel whose
@@ -279,16 +309,29 @@ def _resample_with_bad(data, src_wcs, dst_wcs, dst_shape, *, order, step, fill, 
     bad = ~np.isfinite(data)
     if mask is not None:
         bad |= np.asarray(mask, dtype=bool)[wy0:wy1, wx0:wx1]
-    coeffs = interpolation_coefficients(fill_bad_pixels(data, bad), order, overwrite=True)
+    clean = fill_bad_pixels(data, bad)
+    # destination pixels larger than the source's integrate over them (rapid.science.
+    # pixel_integration); a pixel that would draw over a tenth of its light from bad source
+    # pixels is bad
+    cov = (integration_covariance(cmap.src_per_dst) if cmap.src_per_dst is not None
+           else None)
+    if cov is not None:
+        clean = integrate(clean, cov)
+        if bad.any():
+            bad = bad | (bad_weight(bad, cov) > _MAX_BAD_WEIGHT)
+    coeffs = interpolation_coefficients(clean, order, overwrite=True)
+    del clean
     badmap = bad_footprint_map(bad, order) if bad.any() else None
     unc_window = None
     if unc is not None:
         # Read only where no bad pixel is near (see rapid.science.sampling): only holes in
-        # the uncertainty under good data need filling.
+        # the uncertainty under good data need filling, or every hole when it is integrated.
         unc_window = np.asarray(unc, dtype=np.float32)[wy0:wy1, wx0:wx1]
         holes = ~np.isfinite(unc_window)
-        if (holes & ~bad).any():
+        if (holes & ~bad).any() or (cov is not None and holes.any()):
             unc_window = fill_bad_pixels(unc_window, holes)
+        if cov is not None:
+            unc_window = integrate_uncertainty(unc_window, cov)
 
     out = np.empty((ny, nx), dtype=np.float32)
     out_unc = np.empty((ny, nx), dtype=np.float32) if unc is not None else None
@@ -306,8 +349,7 @@ def _resample_with_bad(data, src_wcs, dst_wcs, dst_shape, *, order, step, fill, 
     out[out_bad] = fill
     if out_unc is not None:
         out_unc[out_bad] = np.nan
-        return out, (out_bad, out_unc)
-    return out, (out_bad, None)
+    return out, (out_bad, out_unc, cov)
 
 
 def resample_frame(frame: Frame, dst_wcs: WCS, dst_shape, *, order: int = 3,
@@ -316,11 +358,13 @@ def resample_frame(frame: Frame, dst_wcs: WCS, dst_shape, *, order: int = 3,
 
     The data are interpolated as in :func:`resample`; ``mask`` is the resampled bad-pixel map
     (footprints of bad source pixels and everything outside the source); ``unc`` is the uncertainty
-    of the nearest source pixel. That uncertainty is an approximation: interpolation
+    of the nearest source pixel (integrated alike where the data are, see the module's text).
+    That uncertainty is an approximation: interpolation
     lowers the per-pixel noise and correlates it between neighbouring pixels, and both effects
     are neglected, which is right for sums over a few pixels and conservative per pixel. The PSF
     is transformed by the local Jacobian of the mapping at the source image centre (a rotation
-    and/or flip for grids of equal scale), keeping its sum. ``meta`` is copied.
+    and/or flip for grids of equal scale), keeping its sum, after the blur the data were given.
+    ``meta`` is copied.
 
     Parameters
     ----------
@@ -344,13 +388,13 @@ def resample_frame(frame: Frame, dst_wcs: WCS, dst_shape, *, order: int = 3,
     """
     if not isinstance(frame, Frame):
         raise ValueError(f"frame must be a Frame, got {type(frame).__name__}")
-    data, (bad, unc) = _resample_with_bad(
+    data, (bad, unc, cov) = _resample_with_bad(
         frame.data, frame.wcs, dst_wcs, dst_shape, order=order, step=step, fill=np.nan,
         mask=frame.mask, unc=frame.unc, dst_offsets=dst_offsets)
     psf = None
     if frame.psf is not None:
         sy, sx = frame.shape
         jac = local_jacobian(frame.wcs, dst_wcs, ((sy - 1) / 2, (sx - 1) / 2))
-        psf = transform_psf(frame.psf, jac)
+        psf = transform_psf(frame.psf if cov is None else integrate(frame.psf, cov), jac)
     return Frame(data=data, wcs=dst_wcs.deepcopy(), psf=psf, unc=unc, mask=bad,
                  meta=dict(frame.meta))
