@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 from scipy.spatial import cKDTree
 
-from rapid.science.aperture_correction import combine_ratios, star_flux_ratios
+from rapid.science.aperture_correction import (combine_ratios, point_source_locus,
+                                               star_flux_ratios)
 from rapid.science.config import DifferenceConfig, PhotometryConfig
 from rapid.science.difference import difference_images
 from rapid.science.photometry import measure_candidates
@@ -95,6 +96,26 @@ def test_combined_ratio_clips_what_is_not_a_star():
     assert c.factor == pytest.approx(1.04, abs=0.006)
     assert c.nstars == 26
     assert combine_ratios(ratio[:4], error[:4]) is None  # fewer than 5
+
+
+def test_galaxies_outnumbering_the_stars_do_not_set_the_correction():
+    """Every loss of a fit lowers a ratio: the stars are the group at the top, however few."""
+    rng = np.random.default_rng(4)
+    stars = rng.normal(1.04, 0.01, 6)
+    # bright galaxies: many, spread, each more precise than any star
+    galaxies = np.array([0.27, 0.30, 0.39, 0.39, 0.41, 0.45, 0.58, 0.66, 0.80])
+    ratio = np.concatenate([galaxies, stars])
+    error = np.concatenate([np.full(9, 0.005), np.full(6, 0.015)])
+    c = combine_ratios(ratio, error)
+    assert c.nstars == 6
+    assert c.factor == pytest.approx(float(np.mean(stars)), abs=1e-9)
+    # within EXTENDED_DEFICIT of the top group a galaxy is not told from the stars (clipping
+    # may still drop it); below it, it is
+    point = point_source_locus(np.append(ratio, [0.96, 0.90]), np.append(error, [0.005] * 2))
+    assert point.sum() == 7 and point[-2] and not point[-1]
+    # with a sixth of them stars, the top quarter is galaxies: no correction rather than theirs
+    assert combine_ratios(np.concatenate([galaxies, galaxies[-3:], stars[:3]]),
+                          np.concatenate([np.full(12, 0.005), np.full(3, 0.015)])) is None
 
 
 def _undersampled_pair(seed, with_psf):

@@ -10,9 +10,10 @@ transient alike; the reference's PSF model enters the kernel and Pd alike and ca
 (its stamp, the size of the PSF model, which is normalised over that stamp) is taken as a
 transient of its own shape, put through the kernel, fitted with the very estimator the
 candidates are measured with, and its fitted flux compared with the stamp's sum. The
-inverse-variance weighted mean of those ratios, clipped, is ``c``. Compact galaxies among the
-stars pull it low (their fits hold less of their light); clipping removes the clear ones, and
-on simulated Roman fields with their true PSFs ``c`` comes out 0.99 +- 0.01. Fading candidates
+inverse-variance weighted mean of those ratios, clipped, is ``c``. Galaxies among the stars
+pull it low (their fits hold less of their light): those well below the point sources' group at
+the top are left out first (:func:`point_source_locus`), clipping removes the rest, and on
+simulated Roman fields with their true PSFs ``c`` comes out 0.99 +- 0.01. Fading candidates
 (sources that faded from the reference) get the reference's ``c``, measured the same way on its
 stars and the kernel applied to it. The difference step applies it where the PSF was estimated
 from the image (``PhotometryConfig.aperture_correction``): a PSF file sets the flux scale.
@@ -45,6 +46,12 @@ SAME_SOURCE = 1.5
 # Fainter neighbours than this share of the star's flux are let be: what they put into its
 # stamp is within the stars' scatter (STAR_SCATTER), and in a dense field every star has some
 NEIGHBOUR_FLUX = 0.01
+# Ratios further than this (or three of their own errors) below the top group's level are not
+# point sources (see point_source_locus)
+EXTENDED_DEFICIT = 0.1
+# The top group's level: this quantile of the ratios, counted star by star (weighing them by
+# their errors would let the brightest galaxies, the most precise values of all, set it)
+TOP_QUANTILE = 0.75
 
 
 @dataclass(frozen=True)
@@ -187,12 +194,38 @@ def star_flux_ratios(
     return ratio, np.hypot(np.array(errs), STAR_SCATTER) * np.abs(ratio)
 
 
+def point_source_locus(ratio, error) -> np.ndarray:
+    """Which ratios belong to point sources: those not far below the top group.
+
+    Whatever a star's fit misses (the light of an extended source, a neighbour's inside its
+    stamp) lowers its ratio, and nothing but noise raises it, so the point sources are the
+    group at the top wherever the model puts it. The gain match's stars are every source
+    found in both images, and where galaxies outnumber the unblended stars (a field at high
+    latitude, a crowded one whose stars all have neighbours) a mean, clipped or not, sits on
+    the galaxies: on a simulated ground-based pair, five galaxies at 0.27-0.58 among nine
+    sources made the correction 0.40 and every flux 2.5 times too high. The top group's level
+    is the ``TOP_QUANTILE`` of the ratios; a ratio more than ``EXTENDED_DEFICIT`` (or three
+    of its errors) below it is left out.
+    """
+    ratio = np.asarray(ratio, dtype=np.float64)
+    error = np.asarray(error, dtype=np.float64)
+    good = np.isfinite(ratio) & np.isfinite(error)
+    if not good.any():
+        return good
+    top = float(np.quantile(ratio[good], TOP_QUANTILE))
+    return good & (ratio >= top - np.maximum(EXTENDED_DEFICIT, 3.0 * error))
+
+
 def combine_ratios(ratio, error, *, min_stars: int = 5,
                    clip_sigma: float = 3.0) -> ApertureCorrection | None:
-    """The clipped inverse-variance weighted mean of the stars' ratios
-    (:func:`rapid.science.clipped_mean.clipped_weighted_mean`), or None with fewer than
-    ``min_stars`` left."""
-    fit = clipped_weighted_mean(ratio, error, clip_sigma=clip_sigma, min_count=min_stars)
+    """The clipped inverse-variance weighted mean of the point sources' ratios
+    (:func:`point_source_locus`, :func:`rapid.science.clipped_mean.clipped_weighted_mean`),
+    or None with fewer than ``min_stars`` left."""
+    ratio = np.asarray(ratio, dtype=np.float64)
+    error = np.asarray(error, dtype=np.float64)
+    point = point_source_locus(ratio, error)
+    fit = clipped_weighted_mean(ratio[point], error[point], clip_sigma=clip_sigma,
+                                min_count=min_stars)
     if not fit.ok:
         return None
     return ApertureCorrection(factor=fit.mean, error=fit.error, nstars=int(fit.used.sum()))
