@@ -1,8 +1,9 @@
 import numpy as np
 import pytest
-from tests.science.diff_fakes import make_frame
+from tests.science.diff_fakes import add_star, make_frame, tan_wcs
 
-from rapid.science.background import subtract_background
+from rapid.science.background import match_level, subtract_background
+from rapid.science.image import Frame
 
 
 def test_removes_smooth_gradient_and_reports_noise():
@@ -40,3 +41,34 @@ def test_rejects_bad_arguments():
         subtract_background(f, box=2)
     with pytest.raises(ValueError, match="frame"):
         subtract_background(f.data)
+
+
+
+def test_match_level_puts_the_science_background_on_the_reference_s():
+    shape, ratio = (384, 384), 0.5
+    rng = np.random.default_rng(3)
+    # stars too faint for the shallow science image's source mask, not for the deep reference's
+    stars = np.zeros(shape)
+    for x, y, f in zip(rng.uniform(0, shape[1], 1200), rng.uniform(0, shape[0], 1200),
+                       rng.uniform(100.0, 400.0, 1200)):
+        add_star(stars, x, y, f, 2.5)
+
+    def frame(data):
+        return Frame(data=data.astype(np.float32), wcs=tan_wcs(shape))
+
+    sci = frame(stars + 200.0 + rng.normal(0, 10.0, shape))
+    ref = frame(stars / ratio + 50.0 + rng.normal(0, 1.0, shape))
+    (sci_b, sci_rms), (ref_b, ref_rms) = subtract_background(sci), subtract_background(ref)
+    bad = np.zeros(shape, dtype=bool)
+    bad[:20, :20] = True
+    sci_b.data[bad] = np.nan
+    before = float(np.nanmean(sci_b.data - ratio * ref_b.data))
+    # the shallow image's background took in more of the faint stars' light
+    assert before < -0.5
+    matched, level = match_level(sci_b, ref_b, ratio, bad, sci_rms, ref_rms, box=128)
+    after = float(np.nanmean(matched.data - ratio * ref_b.data))
+    assert abs(after) < 0.1
+    assert level.dtype == np.float32 and float(np.mean(level)) == pytest.approx(before, abs=0.1)
+    assert np.isnan(matched.data[bad]).all() and matched is not sci_b
+    with pytest.raises(ValueError, match="grid"):
+        match_level(sci_b, ref_b, ratio, bad[1:], sci_rms, ref_rms)

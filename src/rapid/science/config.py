@@ -26,12 +26,17 @@ class BackgroundConfig:
         bright stars do not raise the local background.
     source_thresh : float
         Detection threshold for that source mask, in background sigma (3.0).
+    level_box : int
+        Mesh cells in pixels (256) over which the science background's level is matched to
+        the reference's, away from the sources of either
+        (:func:`rapid.science.background.match_level`); 0 keeps each image's own estimate.
     """
 
     box: int = 64
     filter_size: int = 3
     mask_sources: bool = True
     source_thresh: float = 3.0
+    level_box: int = 256
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ from rapid.io.units import count_unit
 from rapid.science.aperture_correction import (ApertureCorrection, combine_ratios,
                                                star_flux_ratios)
 from rapid.science.artifacts import pixel_scores
-from rapid.science.background import subtract_background
+from rapid.science.background import match_level, subtract_background
 from rapid.science.bright_mask import mask_bright_halos, wing_profile
 from rapid.science.config import DifferenceConfig
 from rapid.science.detect import detect_candidates
@@ -474,6 +474,11 @@ def difference_images(sci: Frame, ref: Frame, *,
                 psf_r, _, src_r = _stand_in(psf_r, None, src_r, psf_n, src_n, "science")
                 ref_b = replace(ref_b, psf=psf_r)
                 gm = matched()
+    if bc.level_box > 0:
+        with timed("background"):
+            sci_b, _ = match_level(sci_b, ref_b, gm.flux_ratio, bad, sci_rms, ref_rms,
+                                   box=bc.level_box, filter_size=bc.filter_size,
+                                   source_thresh=bc.source_thresh)
     var_n[bad] = 0.0
     var_r[bad] = 0.0
     fwhm_n, fwhm_r = fit_psf_fwhm(psf_n), fit_psf_fwhm(psf_r)
