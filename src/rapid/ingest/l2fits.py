@@ -10,17 +10,17 @@ from __future__ import annotations
 import re
 import warnings
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 from astropy.io import fits
-from astropy.time import Time
 from astropy.wcs import WCS, FITSFixedWarning
 
 from rapid.ingest.filters import canonical_filter
 from rapid.io.celestial import in_icrs
 from rapid.io.fits_frame import find_science_hdu, is_image_hdu
+from rapid.io.obstime import observation_time
 
 SIP_KEY = re.compile(r"^(A|B|AP|BP)_(\d+_\d+|ORDER|DMAX)$")
 
@@ -59,36 +59,6 @@ def _image_hdu(hdul: fits.HDUList) -> int:
     if img is None:
         raise L2Error("no 2-D image HDU")
     return hdul.index_of(img)
-
-
-def _parse_dateobs(value: object) -> datetime:
-    text = str(value).strip()
-    try:
-        dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise L2Error(f"DATE-OBS {text!r} is not an ISO 8601 time") from None
-    return (dt.replace(tzinfo=timezone.utc) if dt.tzinfo is None else dt).astimezone(timezone.utc)
-
-
-def _observation_time(header: fits.Header) -> tuple[datetime, float]:
-    """Start of the exposure (UTC) and its MJD, from DATE-OBS or, where a file gives only
-    that, MJD-OBS; a DATE-OBS holding only the date takes its time from TIME-OBS."""
-    if "DATE-OBS" in header:
-        text = str(header["DATE-OBS"]).strip()
-        if "T" not in text and header.get("TIME-OBS"):
-            text = f"{text}T{str(header['TIME-OBS']).strip()}"
-        dateobs = _parse_dateobs(text)
-        if "MJD-OBS" in header:
-            return dateobs, float(header["MJD-OBS"])
-        return dateobs, float(Time(dateobs).mjd)
-    if "MJD-OBS" in header:
-        try:
-            mjd = float(header["MJD-OBS"])
-        except (TypeError, ValueError):
-            raise L2Error(f"MJD-OBS {header['MJD-OBS']!r} is not a number") from None
-        moment = Time(mjd, format="mjd", scale="utc").to_datetime(timezone=timezone.utc)
-        return moment, mjd
-    raise L2Error("missing DATE-OBS (or MJD-OBS)")
 
 
 def _sca(header: fits.Header) -> int:
@@ -157,7 +127,10 @@ def read_l2_header(path: str | Path) -> L2Header:
     except Exception as exc:  # astropy raises many kinds for a damaged file
         raise L2Error(f"not a readable FITS file ({type(exc).__name__}: {exc})") from None
 
-    dateobs, mjdobs = _observation_time(header)
+    try:
+        dateobs, mjdobs = observation_time(header)
+    except ValueError as exc:
+        raise L2Error(str(exc)) from None
     if "EXPTIME" not in header:
         raise L2Error("missing EXPTIME")
     exptime = float(header["EXPTIME"])

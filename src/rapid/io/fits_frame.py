@@ -25,10 +25,10 @@ from typing import Any
 
 import numpy as np
 from astropy.io import fits
-from astropy.time import Time
 from astropy.wcs import WCS, FITSFixedWarning
 
 from rapid.io.celestial import in_icrs
+from rapid.io.obstime import observation_mjd
 from rapid.io.units import count_unit
 from rapid.science.badpixels import plateau_mask
 from rapid.science.image import FinePsf, Frame
@@ -273,20 +273,6 @@ def psf_fits_bytes(native: np.ndarray, fine: FinePsf | None = None, *,
     return sink.getvalue()
 
 
-def _mjd(header: fits.Header) -> float | None:
-    if "MJD-OBS" in header:
-        try:
-            return float(header["MJD-OBS"])
-        except (TypeError, ValueError):
-            pass
-    if "DATE-OBS" in header:
-        try:
-            return float(Time(str(header["DATE-OBS"]).strip(), scale="utc").mjd)
-        except ValueError:
-            return None
-    return None
-
-
 def _get(headers: list[fits.Header], key: str):
     for h in headers:
         if key in h and h[key] is not None and not isinstance(h[key], fits.card.Undefined):
@@ -421,7 +407,8 @@ def read_fits_frame(
     meta: dict[str, Any] = {
         "filter": (str(_get(headers, "FILTER")).strip() if _get(headers, "FILTER") is not None
                    else None),
-        "mjdobs": _mjd(img.header) if _mjd(img.header) is not None else _mjd(headers[1]),
+        "mjdobs": (observation_mjd(img.header) if observation_mjd(img.header) is not None
+                   else observation_mjd(headers[1])),
         "exptime": exptime, "zptmag": zpt,
         "gain": gain,
         "saturation": saturation, "path": str(path), "hdu": hdu_name, "units": units,
