@@ -104,3 +104,47 @@ def test_reference_with_finer_pixels_is_differenced_at_its_integrated_noise():
     # the reference on the science grid has the noise of nine averaged pixels (a third of a
     # source pixel's, 2.0), not that of one
     assert result.meta["ref_bkg_rms"] < 0.5 * 2.0
+
+
+def test_reference_coadd_integrates_frames_with_finer_pixels():
+    """The coadd's resampler prepares its frames as the difference's does: noise averaged,
+    the stated uncertainty with it, flux kept, and the coadd's PSF blurred like its stars."""
+    from rapid.science.reference import build_reference, tile_grid_wcs
+
+    size = 96
+    # the star on a grid pixel's centre, where the coadd's PSF is centred
+    sra, sdec = tile_grid_wcs(150.0, 2.0, size=size, scale_arcsec=SCALE).all_pix2world(
+        [50.0], [46.0], 0)
+    fine_shape = (size * FINE, size * FINE)
+    fwhm = 2.0 * FINE
+    psf = np.zeros((61, 61))
+    add_star(psf, 30, 30, 1.0, fwhm, size=61)
+    rng = np.random.default_rng(7)
+    frames = []
+    for k in range(3):
+        # frames a little off the grid and each other, as dithers are
+        w = tan_wcs(fine_shape, ra=150.0 + k * 1e-5, dec=2.0 - k * 1e-5,
+                    scale_arcsec=SCALE / FINE)
+        img = rng.normal(0.0, 1.0, fine_shape)
+        x, y = w.all_world2pix(sra, sdec, 0)
+        add_star(img, float(x[0]), float(y[0]), 1e4, fwhm, size=61)
+        frames.append(Frame(data=img.astype(np.float32), wcs=w, psf=psf,
+                            unc=np.ones(fine_shape, np.float32), meta={"zptmag": 17.0}))
+    ref = build_reference(frames, ra0=150.0, dec0=2.0, size=size, scale_arcsec=SCALE,
+                          crop=False, block_rows=32)
+    x, y = ref.frame.wcs.all_world2pix(sra, sdec, 0)
+    ix, iy = int(round(float(x[0]))), int(round(float(y[0])))
+    assert abs(x[0] - ix) < 1e-6 and abs(y[0] - iy) < 1e-6
+    star = ref.frame.data[iy - 7:iy + 8, ix - 7:ix + 8].astype(np.float64)
+    # nine source pixels to a grid pixel: its flux in grid pixels is nine times the sum
+    assert star.sum() * FINE**2 == pytest.approx(1e4, rel=0.02)
+    # noise of three frames, each averaged over nine pixels: 1/3/sqrt(3) = 0.19 (sampled: 0.58)
+    sky = ref.frame.data.copy()
+    sky[iy - 12:iy + 13, ix - 12:ix + 13] = np.nan
+    inner = sky[8:-8, 8:-8]
+    assert 0.15 < np.nanstd(inner) < 0.25
+    assert np.nanmedian(ref.frame.unc[8:-8, 8:-8]) == pytest.approx(np.nanstd(inner), rel=0.15)
+    c = ref.frame.psf.shape[0] // 2
+    model = ref.frame.psf[c - 7:c + 8, c - 7:c + 8]
+    star, model = star / star.sum(), model / model.sum()
+    assert np.abs(star - model).max() < 0.03 * model.max()

@@ -19,7 +19,7 @@ from scipy import ndimage
 from rapid.science.image import Frame
 from rapid.science.badpixels import _check_order, bad_footprint_map
 from rapid.science.grid_spline import GridSpline
-from rapid.science.resample import CoarsePixelMap, fill_bad_pixels
+from rapid.science.resample import CoarsePixelMap, fill_bad_pixels, integrate_source
 from rapid.science.sampling import interpolation_coefficients, sample_block
 
 __all__ = [
@@ -347,12 +347,15 @@ def resample_footprint(plan: FramePlan, *, order: int = 3, rows: int = 256):
     bad = plan.bad
     sub = (np.asarray(frame.data, dtype=np.float32) - plan.background.back(0, sy, 0, sx))
     sub *= np.float32(plan.scale)
-    coeffs = interpolation_coefficients(fill_bad_pixels(sub, bad), order, overwrite=True)
-    del sub
     unc = frame.unc if frame.unc is not None else plan.background.rms(0, sy, 0, sx)
-    # Not filled: a bad pixel's uncertainty is never read for a kept output pixel, since the
-    # nearest source pixel of an output pixel lies in its interpolation footprint.
+    # Not filled (unless integrated): a bad pixel's uncertainty is never read for a kept
+    # output pixel, since the nearest source pixel of an output pixel lies in its
+    # interpolation footprint.
     unc = np.asarray(unc, dtype=np.float32) * np.float32(plan.scale)
+    sub, bad, unc, _ = integrate_source(fill_bad_pixels(sub, bad), bad, unc,
+                                        plan.cmap.src_per_dst)
+    coeffs = interpolation_coefficients(sub, order, overwrite=True)
+    del sub
     badmap = bad_footprint_map(bad, order) if bad.any() else None
     satmap = plan.saturated
     if satmap is not None and not satmap.any():

@@ -82,6 +82,11 @@ def integrate_uncertainty(unc: np.ndarray, cov: np.ndarray) -> np.ndarray:
     return np.sqrt(np.clip(var, 0.0, None), dtype=np.float32)
 
 
+def noise_factor(cov: np.ndarray) -> float:
+    """What :func:`integrate_uncertainty` multiplies a uniform uncertainty by."""
+    return float(np.sqrt(np.sum(integration_kernel(cov) ** 2)))
+
+
 def bad_weight(bad: np.ndarray, cov: np.ndarray) -> np.ndarray:
     """The share of each integrated pixel's weight that comes from ``bad`` source pixels."""
     return convolve_edge(bad.astype(np.float32), integration_kernel(cov))

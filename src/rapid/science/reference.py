@@ -40,6 +40,7 @@ from rapid.science.coadd import (
     shifted_wcs,
 )
 from rapid.science.image import Frame
+from rapid.science.pixel_integration import integrate, integration_covariance, noise_factor
 from rapid.science.refqa import extract_sources, fwhm_stats, image_stats, source_table
 from rapid.science.psf_transform import local_jacobian, transform_psf
 from rapid.science.stack import combine_stack
@@ -134,7 +135,12 @@ def _frame_psf(plan: FramePlan, grid_wcs: WCS):
         return None
     sy, sx = plan.frame.shape
     jac = local_jacobian(plan.frame.wcs, grid_wcs, ((sy - 1) / 2, (sx - 1) / 2))
-    psf = transform_psf(plan.frame.psf, jac).astype(np.float64)
+    # blurred as the frame's pixels were, where the grid's are larger
+    # (rapid.science.resample.integrate_source)
+    src_per_dst = plan.cmap.src_per_dst
+    cov = integration_covariance(src_per_dst) if src_per_dst is not None else None
+    psf = transform_psf(plan.frame.psf if cov is None else integrate(plan.frame.psf, cov),
+                        jac).astype(np.float64)
     s = psf.sum()
     if not np.isfinite(s) or s <= 0:
         return None
@@ -145,6 +151,8 @@ def _frame_psf(plan: FramePlan, grid_wcs: WCS):
         sigma = float(np.nanmedian(unc)) if unc.size else np.nan
     else:
         sigma = float(np.median(plan.background.rms(0, sy, 0, sx)[::4, ::4]))
+    if cov is not None:  # integration averaged the noise, as it did the coadd's weights'
+        sigma *= noise_factor(cov)
     w = 1.0 / (sigma * plan.scale) ** 2 if np.isfinite(sigma) and sigma > 0 else 1.0
     return psf / s, w
 

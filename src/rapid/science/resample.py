@@ -291,6 +291,36 @@ def _source_window(src_range, shape, margin: int = 20) -> tuple[int, int, int, i
     return y0, y1, x0, x1
 
 
+def integrate_source(clean: np.ndarray, bad: np.ndarray, unc: np.ndarray | None,
+                     src_per_dst: np.ndarray | None):
+    """Prepare a source image for resampling onto pixels ``src_per_dst`` times its own.
+
+    Where the destination's pixels are larger, the filled image (``clean``, no NaNs) and its
+    uncertainty are integrated over them (:mod:`rapid.science.pixel_integration`; holes in
+    the uncertainty filled first, since the blur spreads them) and a pixel that would draw
+    over a tenth of its light from bad source pixels becomes bad. Both resamplers, the
+    difference's and the reference coadd's, prepare their sources here.
+
+    Returns
+    -------
+    clean, bad, unc, cov
+        The prepared arrays (the inputs themselves when nothing is to be done) and the blur's
+        covariance (None then), which the source's PSF must be given too.
+    """
+    cov = integration_covariance(src_per_dst) if src_per_dst is not None else None
+    if cov is None:
+        return clean, bad, unc, None
+    clean = integrate(clean, cov)
+    if bad.any():
+        bad = bad | (bad_weight(bad, cov) > _MAX_BAD_WEIGHT)
+    if unc is not None:
+        holes = ~np.isfinite(unc)
+        if holes.any():
+            unc = fill_bad_pixels(unc, holes)
+        unc = integrate_uncertainty(unc, cov)
+    return clean, bad, unc, cov
+
+
 def _resample_with_bad(data, src_wcs, dst_wcs, dst_shape, *, order, step, fill, mask, unc,
                        dst_offsets=None):
     order = _check_order(order)
@@ -309,29 +339,18 @@ def _resample_with_bad(data, src_wcs, dst_wcs, dst_shape, *, order, step, fill, 
     bad = ~np.isfinite(data)
     if mask is not None:
         bad |= np.asarray(mask, dtype=bool)[wy0:wy1, wx0:wx1]
-    clean = fill_bad_pixels(data, bad)
-    # destination pixels larger than the source's integrate over them (rapid.science.
-    # pixel_integration); a pixel that would draw over a tenth of its light from bad source
-    # pixels is bad
-    cov = (integration_covariance(cmap.src_per_dst) if cmap.src_per_dst is not None
-           else None)
-    if cov is not None:
-        clean = integrate(clean, cov)
-        if bad.any():
-            bad = bad | (bad_weight(bad, cov) > _MAX_BAD_WEIGHT)
+    unc_window = None if unc is None else np.asarray(unc, dtype=np.float32)[wy0:wy1, wx0:wx1]
+    clean, bad, unc_window, cov = integrate_source(fill_bad_pixels(data, bad), bad, unc_window,
+                                                   cmap.src_per_dst)
     coeffs = interpolation_coefficients(clean, order, overwrite=True)
     del clean
     badmap = bad_footprint_map(bad, order) if bad.any() else None
-    unc_window = None
-    if unc is not None:
+    if unc_window is not None and cov is None:
         # Read only where no bad pixel is near (see rapid.science.sampling): only holes in
-        # the uncertainty under good data need filling, or every hole when it is integrated.
-        unc_window = np.asarray(unc, dtype=np.float32)[wy0:wy1, wx0:wx1]
+        # the uncertainty under good data need filling.
         holes = ~np.isfinite(unc_window)
-        if (holes & ~bad).any() or (cov is not None and holes.any()):
+        if (holes & ~bad).any():
             unc_window = fill_bad_pixels(unc_window, holes)
-        if cov is not None:
-            unc_window = integrate_uncertainty(unc_window, cov)
 
     out = np.empty((ny, nx), dtype=np.float32)
     out_unc = np.empty((ny, nx), dtype=np.float32) if unc is not None else None
