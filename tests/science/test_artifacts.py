@@ -6,10 +6,12 @@ import numpy as np
 import pytest
 from tests.science.diff_fakes import make_frame, star_field
 
-from rapid.science.config import DetectConfig, DifferenceConfig
+from rapid.science.config import CosmicRayConfig, DetectConfig, DifferenceConfig
 from rapid.science.difference import difference_images
 
 SHAPE = (256, 256)
+# L.A.Cosmic left out, so that the test of each detection sees the science image's rays
+NO_LACOSMIC = CosmicRayConfig(min_fwhm=np.inf)
 
 
 def _pair(fwhm, seed=8, unc_from_data=False):
@@ -53,9 +55,9 @@ def _at(table, x, y, sign):
                                                 (2.2, True)])
 def test_bright_pixels_dropped_sources_kept_with_a_well_sampled_psf(fwhm, unc_from_data):
     sci, ref = _pair(fwhm, unc_from_data=unc_from_data)
-    kept = difference_images(sci, ref)
+    kept = difference_images(sci, ref, config=DifferenceConfig(cosmic_rays=NO_LACOSMIC))
     everything = difference_images(sci, ref, config=DifferenceConfig(
-        detect=DetectConfig(pixel_score_max=np.inf)))
+        cosmic_rays=NO_LACOSMIC, detect=DetectConfig(pixel_score_max=np.inf)))
     c, a = kept.candidates, everything.candidates
     for x, y, sign in ((100.5, 140.5, 1), (180.0, 60.0, -1)):
         assert len(_at(c, x, y, sign)) == 1
@@ -68,6 +70,14 @@ def test_bright_pixels_dropped_sources_kept_with_a_well_sampled_psf(fwhm, unc_fr
         assert len(_at(c, x, y, sign)) == 0  # ... and dropped
     assert kept.meta["nartifacts"] == 6
     assert everything.meta["nartifacts"] == 0
+    # by default, where the PSF is wide enough, L.A.Cosmic masks the science image's rays
+    # first and the test drops the reference's hot pixel; the sources stay
+    default = difference_images(sci, ref)
+    assert (default.meta["ncosmic"] > 0) == (fwhm >= 2.5)
+    d = default.candidates
+    for x, y, sign in ((100.5, 140.5, 1), (180.0, 60.0, -1)):
+        assert len(_at(d, x, y, sign)) == 1
+    assert len(d) == 2
 
 
 def test_undersampled_psf_keeps_real_sources():

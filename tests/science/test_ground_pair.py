@@ -83,7 +83,8 @@ def test_cosmic_rays_do_not_become_candidates(ground_run):
     near_cr = np.zeros(len(c["x"]), bool)
     for x, y in zip(truth.crx, truth.cry):
         near_cr |= np.hypot(c["x"] - x, c["y"] - y) < 3
-    assert header["NARTIFACTS"] >= 30
+    # the PSF (4.2 pixels) is wide enough for L.A.Cosmic to mask them before the difference
+    assert header["NCOSMIC"] >= 100
     assert near_cr.sum() <= 5
     real = np.zeros(len(c["x"]), bool)
     for x, y in zip(truth.tx, truth.ty):

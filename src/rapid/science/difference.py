@@ -31,6 +31,7 @@ from rapid.science.artifacts import pixel_scores
 from rapid.science.background import match_level, subtract_background
 from rapid.science.bright_mask import mask_bright_halos, wing_profile
 from rapid.science.config import DifferenceConfig
+from rapid.science.cosmic_rays import cosmic_ray_mask
 from rapid.science.detect import detect_candidates
 from rapid.science.effective_psf import fit_effective_psf
 from rapid.science.fine_psf import fine_difference_psf
@@ -84,7 +85,8 @@ class DifferenceResult:
         detect_threshold, detect_threshold_fading, scorr_skew, false_alarm_threshold (the
         level that ``config.detect.false_alarm_rate`` asks for; NaN when not used),
         nartifacts (detections dropped as one or two bright pixels of one image, see
-        :mod:`rapid.science.artifacts`), flux_noise (the PSF-model mismatch weighed into
+        :mod:`rapid.science.artifacts`), ncosmic (science pixels masked as cosmic rays, see
+        :mod:`rapid.science.cosmic_rays`), flux_noise (the PSF-model mismatch weighed into
         Scorr, see :mod:`rapid.science.psf_mismatch`), psf_cells (cells the difference ran
         in), psf_variation_sci, psf_variation_ref (largest relative L2 difference of a cell's
         PSF from the image's; 0 for a PSF that came with its image),
@@ -444,6 +446,22 @@ def difference_images(sci: Frame, ref: Frame, *,
         sci_b = replace(sci_b, psf=psf_n, psf_fine=fine_n)
         ref_b = replace(ref_b, psf=psf_r)
 
+    cc = cfg.cosmic_rays
+    ncosmic = 0
+    sci_fwhm = fit_psf_fwhm(psf_n)
+    if sci_fwhm >= cc.min_fwhm:
+        with timed("cosmic_rays"):
+            cr = cosmic_ray_mask(sci_b.data, var_n, bad, fwhm=sci_fwhm,
+                                 sigclip=cc.sigclip, sigfrac=cc.sigfrac, objlim=cc.objlim,
+                                 niter=cc.niter)
+        ncosmic = int(cr.sum())
+        if ncosmic:
+            # on the input too: the common mask is made from it again after a registration
+            sci = replace(sci, mask=sci.bad() | cr)
+            sci_b = replace(sci_b, mask=sci_b.bad() | cr,
+                            data=np.where(cr, np.float32(np.nan), sci_b.data))
+            bad = bad | cr
+
     gc = cfg.gainmatch
 
     def matched() -> GainMatch:
@@ -655,6 +673,7 @@ def difference_images(sci: Frame, ref: Frame, *,
         "nmasked": int(mask.sum()), "detect_threshold": float(thresh),
         "detect_threshold_fading": float(thresh_fading), "scorr_skew": zr.skew,
         "false_alarm_threshold": fa_level, "nartifacts": int(artifact.sum()),
+        "ncosmic": ncosmic,
         "flux_noise": flux_noise, "psf_cells": grid.ncells, "psf_variation_sci": cells.variation_n,
         "psf_variation_ref": cells.variation_r,
         "register_dx": reg_dx, "register_dy": reg_dy, "register_max": reg_max,

@@ -1,0 +1,75 @@
+"""Cosmic-ray tracks in a well-sampled science frame are masked before the difference."""
+
+import numpy as np
+from scipy.spatial import cKDTree
+
+from rapid.science.config import CosmicRayConfig, DifferenceConfig
+from rapid.science.cosmic_rays import cosmic_ray_mask
+from rapid.science.difference import difference_images
+from tests.science.diff_fakes import make_frame, star_field
+
+SHAPE = (256, 256)
+
+
+def _tracks(rng, img, n, *, edge=20):
+    """``n`` straight tracks of 10-30 pixels (60-600 a pixel, two samples a pixel) added to
+    ``img``; the map of the pixels they hit."""
+    hit = np.zeros(img.shape, dtype=bool)
+    for _ in range(n):
+        x0, y0 = rng.uniform(edge + 30, img.shape[1] - edge - 30, 2)
+        length, angle, amp = rng.uniform(10, 30), rng.uniform(0, np.pi), rng.uniform(60, 600)
+        for t in np.linspace(0.0, length, int(2 * length)):
+            x, y = int(x0 + t * np.cos(angle)), int(y0 + t * np.sin(angle))
+            img[y, x] += amp / 2
+            hit[y, x] = True
+    return hit
+
+
+def _pair(seed, fwhm, ntracks):
+    rng = np.random.default_rng(seed)
+    stars = list(zip(*star_field(rng, SHAPE, nstars=60, flux_range=(3e3, 2e5), edge=12)))
+    sci = make_frame(rng, shape=SHAPE, fwhm=fwhm, sigma=8.0, stars=stars + [(128.4, 60.7, 4e3)])
+    ref = make_frame(rng, shape=SHAPE, fwhm=fwhm * 0.9, sigma=3.0, stars=stars)
+    hit = _tracks(rng, sci.data, ntracks)
+    return sci, ref, hit, stars
+
+
+def test_tracks_are_found_and_stars_are_not():
+    sci, _, hit, stars = _pair(1, 3.5, 16)
+    cr = cosmic_ray_mask(sci.data, np.square(sci.unc), np.zeros(SHAPE, bool), fwhm=3.5)
+    assert cr[hit].mean() > 0.85
+    # what is flagged beyond the tracks hugs them (but for a stray noise pixel or two), and
+    # never a star's core
+    grown = np.zeros(SHAPE, bool)
+    yy, xx = np.nonzero(hit)
+    for dy in (-1, 0, 1):
+        for dx in (-1, 0, 1):
+            grown[np.clip(yy + dy, 0, SHAPE[0] - 1), np.clip(xx + dx, 0, SHAPE[1] - 1)] = True
+    assert (cr & ~grown).sum() <= 2
+    x, y, _ = np.array(stars).T
+    far = cKDTree(np.column_stack([xx, yy])).query(np.column_stack([x, y]))[0] > 4
+    assert not cr[np.round(y[far]).astype(int), np.round(x[far]).astype(int)].any()
+    # bad pixels are never flagged
+    bad = hit.copy()
+    assert not (cosmic_ray_mask(sci.data, np.square(sci.unc), bad, fwhm=3.5) & bad).any()
+
+
+def test_difference_masks_tracks_of_a_well_sampled_frame():
+    sci, ref, _, _ = _pair(2, 3.5, 16)
+    found = difference_images(sci, ref)
+    assert found.meta["ncosmic"] > 100
+    c = found.candidates
+    assert len(c) == 1 and abs(c["x"][0] - 128.4) < 0.5 and abs(c["y"][0] - 60.7) < 0.5
+    # without the step the tracks are candidates
+    off = DifferenceConfig(cosmic_rays=CosmicRayConfig(min_fwhm=np.inf))
+    kept = difference_images(sci, ref, config=off)
+    assert kept.meta["ncosmic"] == 0 and len(kept.candidates) > 5
+
+
+def test_undersampled_frame_is_not_searched():
+    """An undersampled star's core is as sharp as a cosmic ray: L.A.Cosmic would take it."""
+    sci, ref, _, _ = _pair(3, 1.4, 0)
+    cr = cosmic_ray_mask(sci.data, np.square(sci.unc), np.zeros(SHAPE, bool), fwhm=1.4)
+    assert cr.sum() > 0  # what the step would do: flag stars
+    result = difference_images(sci, ref)
+    assert result.meta["ncosmic"] == 0 and "cosmic_rays" not in result.timings
