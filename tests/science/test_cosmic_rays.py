@@ -73,3 +73,19 @@ def test_undersampled_frame_is_not_searched():
     assert cr.sum() > 0  # what the step would do: flag stars
     result = difference_images(sci, ref)
     assert result.meta["ncosmic"] == 0 and "cosmic_rays" not in result.timings
+
+
+def test_the_other_image_keeps_the_stars_of_a_deep_one():
+    """Bright stars of a deep image have flanks as sharp as a ray against its little noise; the
+    other image of the pair holds them, not the rays."""
+    rng = np.random.default_rng(0)
+    stars = list(zip(*star_field(rng, SHAPE, nstars=150, flux_range=(1e4, 1e6), edge=12)))
+    deep = make_frame(rng, shape=SHAPE, fwhm=3.5, sigma=1.0, stars=stars, gain=50.0)
+    other = make_frame(rng, shape=SHAPE, fwhm=3.2, sigma=1.0, stars=stars, gain=50.0)
+    hit = _tracks(rng, deep.data, 6)
+    var, good = np.square(deep.unc), np.zeros(SHAPE, bool)
+    alone = cosmic_ray_mask(deep.data, var, good, fwhm=3.5)
+    assert (alone & ~hit).sum() > 500
+    paired = cosmic_ray_mask(deep.data, var, good, fwhm=3.5, other=other.data)
+    assert (paired & ~hit).sum() < 20
+    assert paired[hit].mean() > 0.85

@@ -337,14 +337,14 @@ class PhotometryConfig:
 
 @dataclass(frozen=True)
 class CosmicRayConfig:
-    """Cosmic rays found in the science frame (:mod:`rapid.science.cosmic_rays`).
+    """Cosmic rays found in either image, on the science grid (:mod:`rapid.science.cosmic_rays`).
 
     Attributes
     ----------
     min_fwhm : float
-        Only a science PSF at least this wide, in pixels (2.5), is searched: L.A.Cosmic tells a
-        cosmic ray from a star by its sharpness, and an undersampled star's core is as sharp
-        (inf never searches).
+        Only an image whose PSF is at least this wide, in pixels (2.5), is searched: L.A.Cosmic
+        tells a cosmic ray from a star by its sharpness, and an undersampled star's core is as
+        sharp (inf never searches).
     sigclip : float
         Detection limit of the Laplacian in sigma (4.5, L.A.Cosmic's).
     sigfrac : float

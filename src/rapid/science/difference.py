@@ -85,7 +85,8 @@ class DifferenceResult:
         detect_threshold, detect_threshold_fading, scorr_skew, false_alarm_threshold (the
         level that ``config.detect.false_alarm_rate`` asks for; NaN when not used),
         nartifacts (detections dropped as one or two bright pixels of one image, see
-        :mod:`rapid.science.artifacts`), ncosmic (science pixels masked as cosmic rays, see
+        :mod:`rapid.science.artifacts`), ncosmic, ncosmic_ref (pixels of the science image
+        and of the resampled reference masked as cosmic rays, see
         :mod:`rapid.science.cosmic_rays`), flux_noise (the PSF-model mismatch weighed into
         Scorr, see :mod:`rapid.science.psf_mismatch`), psf_cells (cells the difference ran
         in), psf_variation_sci, psf_variation_ref (largest relative L2 difference of a cell's
@@ -446,22 +447,6 @@ def difference_images(sci: Frame, ref: Frame, *,
         sci_b = replace(sci_b, psf=psf_n, psf_fine=fine_n)
         ref_b = replace(ref_b, psf=psf_r)
 
-    cc = cfg.cosmic_rays
-    ncosmic = 0
-    sci_fwhm = fit_psf_fwhm(psf_n)
-    if sci_fwhm >= cc.min_fwhm:
-        with timed("cosmic_rays"):
-            cr = cosmic_ray_mask(sci_b.data, var_n, bad, fwhm=sci_fwhm,
-                                 sigclip=cc.sigclip, sigfrac=cc.sigfrac, objlim=cc.objlim,
-                                 niter=cc.niter)
-        ncosmic = int(cr.sum())
-        if ncosmic:
-            # on the input too: the common mask is made from it again after a registration
-            sci = replace(sci, mask=sci.bad() | cr)
-            sci_b = replace(sci_b, mask=sci_b.bad() | cr,
-                            data=np.where(cr, np.float32(np.nan), sci_b.data))
-            bad = bad | cr
-
     gc = cfg.gainmatch
 
     def matched() -> GainMatch:
@@ -492,6 +477,36 @@ def difference_images(sci: Frame, ref: Frame, *,
                 psf_r, _, src_r = _stand_in(psf_r, None, src_r, psf_n, src_n, "science")
                 ref_b = replace(ref_b, psf=psf_r)
                 gm = matched()
+    # cosmic rays of either image (a single exposure's reference has them too; a coadd has
+    # rejected its frames'), found on the final resampling, as ZOGY will see them; the other
+    # image tells them from stars
+    cc = cfg.cosmic_rays
+
+    def cosmic_rays(frame: Frame, var: np.ndarray, psf: np.ndarray,
+                    other: np.ndarray) -> np.ndarray | None:
+        """The frame's cosmic-ray pixels when its PSF is wide enough to tell them (None when
+        it is not, or none is found)."""
+        fwhm = fit_psf_fwhm(psf)
+        if fwhm < cc.min_fwhm:
+            return None
+        with timed("cosmic_rays"):
+            cr = cosmic_ray_mask(frame.data, var, bad, fwhm=fwhm, other=other,
+                                 sigclip=cc.sigclip, sigfrac=cc.sigfrac, objlim=cc.objlim,
+                                 niter=cc.niter)
+        return cr if cr.any() else None
+
+    def without(frame: Frame, cr: np.ndarray) -> Frame:
+        return replace(frame, mask=frame.bad() | cr,
+                       data=np.where(cr, np.float32(np.nan), frame.data))
+
+    ratio = np.float32(gm.flux_ratio)
+    cr_n = cosmic_rays(sci_b, var_n, psf_n, ref_b.data * ratio)
+    cr_r = cosmic_rays(ref_b, var_r, psf_r, sci_b.data / ratio)
+    ncosmic = ncosmic_ref = 0
+    if cr_n is not None:
+        sci_b, ncosmic, bad = without(sci_b, cr_n), int(cr_n.sum()), bad | cr_n
+    if cr_r is not None:
+        ref_b, ncosmic_ref, bad = without(ref_b, cr_r), int(cr_r.sum()), bad | cr_r
     if bc.level_box > 0:
         with timed("background"):
             sci_b, _ = match_level(sci_b, ref_b, gm.flux_ratio, bad, sci_rms, ref_rms,
@@ -673,7 +688,7 @@ def difference_images(sci: Frame, ref: Frame, *,
         "nmasked": int(mask.sum()), "detect_threshold": float(thresh),
         "detect_threshold_fading": float(thresh_fading), "scorr_skew": zr.skew,
         "false_alarm_threshold": fa_level, "nartifacts": int(artifact.sum()),
-        "ncosmic": ncosmic,
+        "ncosmic": ncosmic, "ncosmic_ref": ncosmic_ref,
         "flux_noise": flux_noise, "psf_cells": grid.ncells, "psf_variation_sci": cells.variation_n,
         "psf_variation_ref": cells.variation_r,
         "register_dx": reg_dx, "register_dy": reg_dy, "register_max": reg_max,
