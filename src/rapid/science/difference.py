@@ -482,26 +482,26 @@ def difference_images(sci: Frame, ref: Frame, *,
     # image tells them from stars
     cc = cfg.cosmic_rays
 
-    def cosmic_rays(frame: Frame, var: np.ndarray, psf: np.ndarray,
-                    other: np.ndarray) -> np.ndarray | None:
+    def cosmic_rays(frame: Frame, var: np.ndarray, psf: np.ndarray, other: Frame,
+                    scale: float) -> np.ndarray | None:
         """The frame's cosmic-ray pixels when its PSF is wide enough to tell them (None when
-        it is not, or none is found)."""
+        it is not, or none is found); ``other`` times ``scale`` is the other image in the
+        frame's units."""
         fwhm = fit_psf_fwhm(psf)
         if fwhm < cc.min_fwhm:
             return None
         with timed("cosmic_rays"):
-            cr = cosmic_ray_mask(frame.data, var, bad, fwhm=fwhm, other=other,
-                                 sigclip=cc.sigclip, sigfrac=cc.sigfrac, objlim=cc.objlim,
-                                 niter=cc.niter)
+            cr = cosmic_ray_mask(frame.data, var, bad, fwhm=fwhm,
+                                 other=other.data * np.float32(scale), sigclip=cc.sigclip,
+                                 sigfrac=cc.sigfrac, objlim=cc.objlim, niter=cc.niter)
         return cr if cr.any() else None
 
     def without(frame: Frame, cr: np.ndarray) -> Frame:
         return replace(frame, mask=frame.bad() | cr,
                        data=np.where(cr, np.float32(np.nan), frame.data))
 
-    ratio = np.float32(gm.flux_ratio)
-    cr_n = cosmic_rays(sci_b, var_n, psf_n, ref_b.data * ratio)
-    cr_r = cosmic_rays(ref_b, var_r, psf_r, sci_b.data / ratio)
+    cr_n = cosmic_rays(sci_b, var_n, psf_n, ref_b, gm.flux_ratio)
+    cr_r = cosmic_rays(ref_b, var_r, psf_r, sci_b, 1.0 / gm.flux_ratio)
     ncosmic = ncosmic_ref = 0
     if cr_n is not None:
         sci_b, ncosmic, bad = without(sci_b, cr_n), int(cr_n.sum()), bad | cr_n

@@ -151,7 +151,7 @@ def _frame_psf(plan: FramePlan, grid_wcs: WCS):
         sigma = float(np.nanmedian(unc)) if unc.size else np.nan
     else:
         sigma = float(np.median(plan.background.rms(0, sy, 0, sx)[::4, ::4]))
-    if cov is not None:  # integration averaged the noise, as it did the coadd's weights'
+    if cov is not None:  # integration averaged the noise, as it did the coadd's weights
         sigma *= noise_factor(cov)
     w = 1.0 / (sigma * plan.scale) ** 2 if np.isfinite(sigma) and sigma > 0 else 1.0
     return psf / s, w
