@@ -49,6 +49,8 @@ def test_tracks_are_found_and_stars_are_not():
     x, y, _ = np.array(stars).T
     far = cKDTree(np.column_stack([xx, yy])).query(np.column_stack([x, y]))[0] > 4
     assert not cr[np.round(y[far]).astype(int), np.round(x[far]).astype(int)].any()
+    # nor the transient, in this image only
+    assert not cr[58:64, 125:132].any()
     # bad pixels are never flagged
     bad = hit.copy()
     assert not (cosmic_ray_mask(sci.data, np.square(sci.unc), bad, fwhm=3.5) & bad).any()
