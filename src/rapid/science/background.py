@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
 
 import numpy as np
 import sep
@@ -39,11 +40,31 @@ def source_mask(data: np.ndarray, rms: np.ndarray | float, bad: np.ndarray,
     return ndimage.binary_dilation(seg > 0, iterations=2)
 
 
-def subtract_background(
+@dataclass(frozen=True)
+class Background:
+    """Outcome of :func:`estimate_background`.
+
+    Attributes
+    ----------
+    frame : Frame
+        Copy of the input with float32 background-subtracted data (bad pixels NaN) and
+        ``meta["bkg_rms"]`` (the median background noise) added.
+    rms : ndarray
+        float32 map of the background noise (1 sigma per pixel).
+    sources : ndarray or None
+        The source mask the final estimate left out (None when sources were not masked).
+    """
+
+    frame: Frame
+    rms: np.ndarray
+    sources: np.ndarray | None
+
+
+def estimate_background(
     frame: Frame, *, box: int = 64, filter_size: int = 3, mask_sources: bool = True,
     source_thresh: float = 3.0,
-) -> tuple[Frame, np.ndarray]:
-    """Subtract a smooth sep background from a frame.
+) -> Background:
+    """Estimate a smooth sep background of a frame and subtract it.
 
     Parameters
     ----------
@@ -60,11 +81,7 @@ def subtract_background(
 
     Returns
     -------
-    frame : Frame
-        Copy of ``frame`` with float32 background-subtracted data (bad pixels NaN) and
-        ``meta["bkg_rms"]`` (the median background noise) added.
-    rms : ndarray
-        float32 map of the background noise (1 sigma per pixel).
+    Background
     """
     if not isinstance(frame, Frame):
         raise ValueError(f"frame must be a Frame, got {type(frame).__name__}")
@@ -79,6 +96,7 @@ def subtract_background(
     ny, nx = arr.shape
     bw, bh = min(box, nx), min(box, ny)
     bkg = sep.Background(arr, mask=bad, bw=bw, bh=bh, fw=filter_size, fh=filter_size)
+    src = None
     if mask_sources:
         src = source_mask(arr - bkg.back(), bkg.rms(), bad, source_thresh)
         if (bad | src).mean() < 0.9:
@@ -90,12 +108,23 @@ def subtract_background(
     out[bad] = np.nan
     meta = dict(frame.meta)
     meta["bkg_rms"] = float(np.median(rms[~bad])) if (~bad).any() else float(bkg.globalrms)
-    return dataclasses.replace(frame, data=out, meta=meta), rms
+    return Background(dataclasses.replace(frame, data=out, meta=meta), rms, src)
+
+
+def subtract_background(
+    frame: Frame, *, box: int = 64, filter_size: int = 3, mask_sources: bool = True,
+    source_thresh: float = 3.0,
+) -> tuple[Frame, np.ndarray]:
+    """The background-subtracted frame and its noise map (see :func:`estimate_background`)."""
+    b = estimate_background(frame, box=box, filter_size=filter_size, mask_sources=mask_sources,
+                            source_thresh=source_thresh)
+    return b.frame, b.rms
 
 
 def match_level(
     sci: Frame, ref: Frame, ratio: float, bad: np.ndarray, sci_rms: np.ndarray,
     ref_rms: np.ndarray, *, box: int = 256, filter_size: int = 3, source_thresh: float = 3.0,
+    sources: np.ndarray | None = None,
 ) -> tuple[Frame, np.ndarray]:
     """The science frame with the smooth level of ``sci - ratio * ref`` taken off.
 
@@ -123,6 +152,9 @@ def match_level(
         Mesh cell size (256) and median filter size in cells (3).
     source_thresh : float, optional
         Sources above this many sigma in either image are masked (3.0).
+    sources : ndarray, optional
+        The sources of both images, when their background estimates found them already
+        (:attr:`Background.sources`); else they are found here, at ``source_thresh``.
 
     Returns
     -------
@@ -135,8 +167,12 @@ def match_level(
     if sci.shape != ref.shape or bad.shape != sci.shape:
         raise ValueError(f"science {sci.shape}, reference {ref.shape} and mask {bad.shape} "
                          "must share a grid")
-    skip = (bad | source_mask(sci.data, sci_rms, bad, source_thresh)
-            | source_mask(ref.data, ref_rms, bad, source_thresh))
+    if sources is None:
+        sources = (source_mask(sci.data, sci_rms, bad, source_thresh)
+                   | source_mask(ref.data, ref_rms, bad, source_thresh))
+    elif sources.shape != sci.shape:
+        raise ValueError(f"sources {sources.shape} and science {sci.shape} differ")
+    skip = bad | sources
     if skip.mean() > 0.9:
         return sci, np.zeros(sci.shape, dtype=np.float32)
     diff = sep_ready(sci.data - np.float32(ratio) * ref.data, skip)

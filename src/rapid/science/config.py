@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 @dataclass(frozen=True)
 class BackgroundConfig:
-    """Background subtraction with sep (:func:`rapid.science.background.subtract_background`).
+    """Background subtraction with sep (:func:`rapid.science.background.estimate_background`).
 
     Attributes
     ----------
