@@ -281,6 +281,13 @@ class DetectConfig:
         Roman H158 (where the half-pixel search then finds as many sources as the pixel-centre
         filter at 5.0, with half its noise false alarms), ~5.05 for a 3-pixel FWHM. 0 keeps
         ``threshold`` as it is.
+    star_residuals : bool
+        Hold a candidate near a bright static point source (150 times its flux or more, 1.5-8
+        FWHM of D's PSF away) to the threshold times Scorr's noise level about that source at
+        the candidate's distance (True; :mod:`rapid.science.star_residuals`): the spots a PSF
+        model's error leaves there. With PSFs estimated from Roman's stars, 6.6 false
+        positives per 1024x1024 image fell to 1.4 (seed 11), with the PSF files 0.6 to 0.3;
+        no transient was lost.
     pixel_score_max : float
         Detections that one or two bright pixels of one image (a cosmic ray, a hot pixel)
         describe better than a point source by more than this score are dropped (3.0; inf
@@ -303,6 +310,7 @@ class DetectConfig:
     skew_correction: bool = True
     subpixel_phases: bool = True
     false_alarm_rate: float = 0.25
+    star_residuals: bool = True
     pixel_score_max: float = 3.0
 
 

@@ -45,6 +45,7 @@ from rapid.science.psf import (PsfStars, estimate_psf, find_psf_stars, fit_psf_f
 from rapid.science.psf_cells import CellGrid, PsfCells, psf_cells
 from rapid.science.psf_mismatch import psf_mismatch
 from rapid.science.registration import fit_registration
+from rapid.science.star_residuals import residual_levels
 from rapid.science.zogy_cells import zogy_cells
 
 
@@ -87,7 +88,8 @@ class DifferenceResult:
         nartifacts (detections dropped as one or two bright pixels of one image, see
         :mod:`rapid.science.artifacts`), ncosmic, ncosmic_ref (pixels of the science image
         and of the resampled reference masked as cosmic rays, see
-        :mod:`rapid.science.cosmic_rays`), flux_noise (the PSF-model mismatch weighed into
+        :mod:`rapid.science.cosmic_rays`), nresidual (candidates dropped as spots of a bright
+        static star's PSF-model error, see :mod:`rapid.science.star_residuals`), flux_noise (the PSF-model mismatch weighed into
         Scorr, see :mod:`rapid.science.psf_mismatch`), psf_cells (cells the difference ran
         in), psf_variation_sci, psf_variation_ref (largest relative L2 difference of a cell's
         PSF from the image's; 0 for a PSF that came with its image),
@@ -622,6 +624,7 @@ def difference_images(sci: Frame, ref: Frame, *,
         cands, scores = cands[~artifact], scores[~artifact]
 
     pc = cfg.photometry
+    nresidual = 0
     with timed("photometry"):
         parts, order = [], []
         for c, rows in _rows_by_cell(grid, cands["x"], cands["y"]):
@@ -645,6 +648,14 @@ def difference_images(sci: Frame, ref: Frame, *,
             table = table[~mask[iy, ix]]
             table = drop_converged(table)
             table = drop_satellites(table, SATELLITE_FWHMS * diff_fwhm)
+        if len(table) and dc.star_residuals and gm.source_x.size:
+            # the spots a bright static star's PSF-model error leaves a few PSF widths out
+            levels = residual_levels(table, scorr, mask,
+                                     (gm.source_x, gm.source_y, gm.source_flux), fwhm=diff_fwhm,
+                                     image=sci_b.data, psf=psf_n)
+            need = np.where(np.asarray(table["sign"]) > 0, thresh, thresh_fading) * levels
+            residual = np.abs(np.asarray(table["scorr_peak"], dtype=float)) < need
+            table, nresidual = table[~residual], int(residual.sum())
 
     with timed("apcorr"):
         # positive candidates are sources of N, fading ones of R: each image's own correction,
@@ -691,7 +702,7 @@ def difference_images(sci: Frame, ref: Frame, *,
         "nmasked": int(mask.sum()), "detect_threshold": float(thresh),
         "detect_threshold_fading": float(thresh_fading), "scorr_skew": zr.skew,
         "false_alarm_threshold": fa_level, "nartifacts": int(artifact.sum()),
-        "ncosmic": ncosmic, "ncosmic_ref": ncosmic_ref,
+        "ncosmic": ncosmic, "ncosmic_ref": ncosmic_ref, "nresidual": nresidual,
         "flux_noise": flux_noise, "psf_cells": grid.ncells, "psf_variation_sci": cells.variation_n,
         "psf_variation_ref": cells.variation_r,
         "register_dx": reg_dx, "register_dy": reg_dy, "register_max": reg_max,
