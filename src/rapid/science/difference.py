@@ -89,10 +89,11 @@ class DifferenceResult:
         :mod:`rapid.science.artifacts`), ncosmic, ncosmic_ref (pixels of the science image
         and of the resampled reference masked as cosmic rays, see
         :mod:`rapid.science.cosmic_rays`), nresidual (candidates dropped as spots of a bright
-        static star's PSF-model error, see :mod:`rapid.science.star_residuals`), flux_noise (the PSF-model mismatch weighed into
-        Scorr, see :mod:`rapid.science.psf_mismatch`), psf_cells (cells the difference ran
-        in), psf_variation_sci, psf_variation_ref (largest relative L2 difference of a cell's
-        PSF from the image's; 0 for a PSF that came with its image),
+        static star's PSF-model error, see :mod:`rapid.science.star_residuals`), flux_noise
+        (the PSF-model mismatch weighed into Scorr, see :mod:`rapid.science.psf_mismatch`),
+        psf_cells (cells the difference ran in), psf_variation_sci, psf_variation_ref
+        (largest relative L2 difference of a cell's PSF from the image's; 0 for a PSF that
+        came with its image),
         reg_sigma_x, reg_sigma_y (the registration noise weighed into Scorr, pixels),
         register_dx, register_dy (the registration correction applied at the image centre,
         pixels, science minus reference; 0 when none), register_max (its largest value at a

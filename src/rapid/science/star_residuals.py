@@ -10,13 +10,14 @@ not move. With PSFs estimated by stacking Roman's undersampled stars, most false
 0.6 with the PSF files.
 
 Each bright static point source near a candidate (``BRIGHTER`` times its flux or more, the
-candidate between ``INNER`` and ``OUTER`` FWHM of D's PSF from it) gets its own noise level: the 95th
-percentile of ``|Scorr|`` over the ring about it at the candidate's distance (``RING`` FWHM each
-way, within ``INNER`` of the star left out), over the 1.96 it is for unit Gaussian noise (the
-candidate's own surroundings left out). A candidate must pass the threshold times the largest
-such level that stands out of the scatter of plain noise (``MIN_LEVEL``). Spots cover a few per cent of an annulus, enough to move its 95th percentile and too
-few for a median or a median absolute deviation. Where the models describe the star, the
-annulus holds plain noise, its level is about 1, and nothing changes.
+candidate between ``INNER`` and ``OUTER`` FWHM of D's PSF from it) gets its own noise level:
+the 95th percentile of ``|Scorr|`` over the ring about it at the candidate's distance (``RING``
+FWHM each way, within ``INNER`` of the star left out), over the 1.96 it is for unit Gaussian
+noise (the candidate's own surroundings left out). A candidate must pass the threshold times the
+largest such level that stands out of the scatter of plain noise (``MIN_LEVEL``). Spots cover a
+few per cent of a ring, enough to move its 95th percentile and too few for a median or a median
+absolute deviation. Where the models describe the star, the ring holds plain noise, its level is
+about 1, and nothing changes.
 """
 
 from __future__ import annotations
