@@ -352,8 +352,8 @@ def resample_footprint(plan: FramePlan, *, order: int = 3, rows: int = 256):
     # output pixel, since the nearest source pixel of an output pixel lies in its
     # interpolation footprint.
     unc = np.asarray(unc, dtype=np.float32) * np.float32(plan.scale)
-    sub, bad, unc, _ = integrate_source(fill_bad_pixels(sub, bad), bad, unc,
-                                        plan.cmap.src_per_dst)
+    sub, bad, unc = integrate_source(fill_bad_pixels(sub, bad), bad, unc,
+                                     plan.cmap.integration_cov)
     coeffs = interpolation_coefficients(sub, order, overwrite=True)
     del sub
     badmap = bad_footprint_map(bad, order) if bad.any() else None

@@ -40,7 +40,7 @@ from rapid.science.coadd import (
     shifted_wcs,
 )
 from rapid.science.image import Frame
-from rapid.science.pixel_integration import integrate, integration_covariance, noise_factor
+from rapid.science.pixel_integration import integrate, noise_factor
 from rapid.science.refqa import extract_sources, fwhm_stats, image_stats, source_table
 from rapid.science.psf_transform import local_jacobian, transform_psf
 from rapid.science.stack import combine_stack
@@ -137,8 +137,7 @@ def _frame_psf(plan: FramePlan, grid_wcs: WCS):
     jac = local_jacobian(plan.frame.wcs, grid_wcs, ((sy - 1) / 2, (sx - 1) / 2))
     # blurred as the frame's pixels were, where the grid's are larger
     # (rapid.science.resample.integrate_source)
-    src_per_dst = plan.cmap.src_per_dst
-    cov = integration_covariance(src_per_dst) if src_per_dst is not None else None
+    cov = plan.cmap.integration_cov
     psf = transform_psf(plan.frame.psf if cov is None else integrate(plan.frame.psf, cov),
                         jac).astype(np.float64)
     s = psf.sum()

@@ -132,6 +132,11 @@ class CoarsePixelMap:
         #: d(source pixel)/d(destination pixel), (y, x) order: the median over the coarse
         #: cells (None for a single coarse row or column)
         self.src_per_dst = _median_jacobian(self._yc, self._xc, ys, xs, bad)
+        #: the blur that integrates the source over destination pixels larger than its own
+        #: (:func:`rapid.science.pixel_integration.integration_covariance`); None when none is
+        #: needed or the Jacobian is unknown
+        self.integration_cov = (integration_covariance(self.src_per_dst)
+                                if self.src_per_dst is not None else None)
         #: (ymin, ymax, xmin, xmax) of the source positions at the exact coarse points
         self.src_range = (float(ys[~bad].min()), float(ys[~bad].max()),
                           float(xs[~bad].min()), float(xs[~bad].max()))
@@ -292,8 +297,9 @@ def _source_window(src_range, shape, margin: int = 20) -> tuple[int, int, int, i
 
 
 def integrate_source(clean: np.ndarray, bad: np.ndarray, unc: np.ndarray | None,
-                     src_per_dst: np.ndarray | None):
-    """Prepare a source image for resampling onto pixels ``src_per_dst`` times its own.
+                     cov: np.ndarray | None):
+    """Prepare a source image for resampling onto larger pixels, ``cov`` being the blur that
+    integrates over them (:attr:`CoarsePixelMap.integration_cov`; None: nothing to do).
 
     Where the destination's pixels are larger, the filled image (``clean``, no NaNs) and its
     uncertainty are integrated over them (:mod:`rapid.science.pixel_integration`; holes in
@@ -303,13 +309,12 @@ def integrate_source(clean: np.ndarray, bad: np.ndarray, unc: np.ndarray | None,
 
     Returns
     -------
-    clean, bad, unc, cov
-        The prepared arrays (the inputs themselves when nothing is to be done) and the blur's
-        covariance (None then), which the source's PSF must be given too.
+    clean, bad, unc
+        The prepared arrays (the inputs themselves when nothing is to be done); the source's
+        PSF must be given the same blur.
     """
-    cov = integration_covariance(src_per_dst) if src_per_dst is not None else None
     if cov is None:
-        return clean, bad, unc, None
+        return clean, bad, unc
     clean = integrate(clean, cov)
     if bad.any():
         bad = bad | (bad_weight(bad, cov) > _MAX_BAD_WEIGHT)
@@ -318,7 +323,7 @@ def integrate_source(clean: np.ndarray, bad: np.ndarray, unc: np.ndarray | None,
         if holes.any():
             unc = fill_bad_pixels(unc, holes)
         unc = integrate_uncertainty(unc, cov)
-    return clean, bad, unc, cov
+    return clean, bad, unc
 
 
 def _resample_with_bad(data, src_wcs, dst_wcs, dst_shape, *, order, step, fill, mask, unc,
@@ -340,8 +345,8 @@ def _resample_with_bad(data, src_wcs, dst_wcs, dst_shape, *, order, step, fill, 
     if mask is not None:
         bad |= np.asarray(mask, dtype=bool)[wy0:wy1, wx0:wx1]
     unc_window = None if unc is None else np.asarray(unc, dtype=np.float32)[wy0:wy1, wx0:wx1]
-    clean, bad, unc_window, cov = integrate_source(fill_bad_pixels(data, bad), bad, unc_window,
-                                                   cmap.src_per_dst)
+    cov = cmap.integration_cov
+    clean, bad, unc_window = integrate_source(fill_bad_pixels(data, bad), bad, unc_window, cov)
     coeffs = interpolation_coefficients(clean, order, overwrite=True)
     del clean
     badmap = bad_footprint_map(bad, order) if bad.any() else None
