@@ -486,12 +486,13 @@ def difference_images(sci: Frame, ref: Frame, *,
     # image tells them from stars
     cc = cfg.cosmic_rays
 
-    def cosmic_rays(frame: Frame, var: np.ndarray, psf: np.ndarray, other: Frame,
+    fwhm_n, fwhm_r = fit_psf_fwhm(psf_n), fit_psf_fwhm(psf_r)
+
+    def cosmic_rays(frame: Frame, var: np.ndarray, fwhm: float, other: Frame,
                     scale: float) -> np.ndarray | None:
-        """The frame's cosmic-ray pixels when its PSF is wide enough to tell them (None when
-        it is not, or none is found); ``other`` times ``scale`` is the other image in the
+        """The frame's cosmic-ray pixels when its PSF (``fwhm`` wide) can tell them (None when
+        it cannot, or none is found); ``other`` times ``scale`` is the other image in the
         frame's units."""
-        fwhm = fit_psf_fwhm(psf)
         if fwhm < cc.min_fwhm:
             return None
         with timed("cosmic_rays"):
@@ -504,8 +505,8 @@ def difference_images(sci: Frame, ref: Frame, *,
         return replace(frame, mask=frame.bad() | cr,
                        data=np.where(cr, np.float32(np.nan), frame.data))
 
-    cr_n = cosmic_rays(sci_b, var_n, psf_n, ref_b, gm.flux_ratio)
-    cr_r = cosmic_rays(ref_b, var_r, psf_r, sci_b, 1.0 / gm.flux_ratio)
+    cr_n = cosmic_rays(sci_b, var_n, fwhm_n, ref_b, gm.flux_ratio)
+    cr_r = cosmic_rays(ref_b, var_r, fwhm_r, sci_b, 1.0 / gm.flux_ratio)
     ncosmic = ncosmic_ref = 0
     if cr_n is not None:
         sci_b, ncosmic, bad = without(sci_b, cr_n), int(cr_n.sum()), bad | cr_n
@@ -520,7 +521,6 @@ def difference_images(sci: Frame, ref: Frame, *,
                                    source_thresh=bc.source_thresh, sources=sources)
     var_n[bad] = 0.0
     var_r[bad] = 0.0
-    fwhm_n, fwhm_r = fit_psf_fwhm(psf_n), fit_psf_fwhm(psf_r)
     pcfg = cfg.psf
     with timed("psf"):
         # after the registration: the cells' reference PSFs come from the final resampling
@@ -653,7 +653,7 @@ def difference_images(sci: Frame, ref: Frame, *,
             # the spots a bright static star's PSF-model error leaves a few PSF widths out
             levels = residual_levels(table, scorr, mask,
                                      (gm.source_x, gm.source_y, gm.source_flux), fwhm=diff_fwhm,
-                                     image=sci_b.data, psf=psf_n)
+                                     image=sci_b.data, psf=psf_n, psf_fwhm=fwhm_n)
             need = np.where(np.asarray(table["sign"]) > 0, thresh, thresh_fading) * levels
             residual = np.abs(np.asarray(table["scorr_peak"], dtype=float)) < need
             table, nresidual = table[~residual], int(residual.sum())

@@ -96,7 +96,8 @@ def annulus_level(scorr: np.ndarray, mask: np.ndarray, cx: float, cy: float, *,
 
 def residual_levels(table: Table, scorr: np.ndarray, mask: np.ndarray,
                     sources: tuple[np.ndarray, np.ndarray, np.ndarray], *, fwhm: float,
-                    image: np.ndarray, psf: np.ndarray) -> np.ndarray:
+                    image: np.ndarray, psf: np.ndarray,
+                    psf_fwhm: float | None = None) -> np.ndarray:
     """Per candidate, the largest Scorr noise level (see the module's text) of the bright static
     sources whose annulus holds it; 1 where there is none, or none reaches ``MIN_LEVEL``.
 
@@ -116,6 +117,8 @@ def residual_levels(table: Table, scorr: np.ndarray, mask: np.ndarray,
     image, psf : ndarray
         The science image (background-subtracted) and its PSF, which tell point sources
         (``POINT_CONCENTRATION``) from extended ones.
+    psf_fwhm : float, optional
+        The FWHM of ``psf`` when the caller has it (else fitted here).
     """
     levels = np.ones(len(table))
     sx, sy, sf = (np.asarray(v, dtype=float) for v in sources)
@@ -127,15 +130,22 @@ def residual_levels(table: Table, scorr: np.ndarray, mask: np.ndarray,
     x = np.asarray(table["x"], dtype=float)
     y = np.asarray(table["y"], dtype=float)
     flux = np.nan_to_num(np.abs(np.asarray(table["flux"], dtype=float)))
-    psf_fwhm = fit_psf_fwhm(psf)
+    psf_fwhm = fit_psf_fwhm(psf) if psf_fwhm is None else psf_fwhm
     c = psf.shape[0] // 2
-    point = POINT_CONCENTRATION * concentration(psf, c, c, psf_fwhm)
+    least = POINT_CONCENTRATION * concentration(psf, c, c, psf_fwhm)
+    point: dict[int, bool] = {}  # a source near several candidates is looked at once
+
+    def is_point(j: int) -> bool:
+        if j not in point:
+            point[j] = bool(concentration(image, sx[j], sy[j], psf_fwhm) >= least)
+        return point[j]
+
     tree = cKDTree(np.column_stack([sx, sy]))
     for i, near in enumerate(tree.query_ball_point(np.column_stack([x, y]), outer)):
         for j in near:
             if sf[j] < BRIGHTER * flux[i] or np.hypot(sx[j] - x[i], sy[j] - y[i]) < inner:
                 continue
-            if not concentration(image, sx[j], sy[j], psf_fwhm) >= point:
+            if not is_point(j):
                 continue
             # the ring about the star at the candidate's distance: spots fade with distance,
             # and a candidate beyond them is not held to their level
