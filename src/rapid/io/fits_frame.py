@@ -404,11 +404,12 @@ def read_fits_frame(
     elif counts and zpt is not None and exptime and exptime > 0:
         zpt = zpt + 2.5 * np.log10(exptime)
     data[mask] = np.nan
+    mjdobs = observation_mjd(headers[0])
+    mjdobs = observation_mjd(headers[1]) if mjdobs is None else mjdobs
     meta: dict[str, Any] = {
         "filter": (str(_get(headers, "FILTER")).strip() if _get(headers, "FILTER") is not None
                    else None),
-        "mjdobs": (observation_mjd(img.header) if observation_mjd(img.header) is not None
-                   else observation_mjd(headers[1])),
+        "mjdobs": mjdobs,
         "exptime": exptime, "zptmag": zpt,
         "gain": gain,
         "saturation": saturation, "path": str(path), "hdu": hdu_name, "units": units,
