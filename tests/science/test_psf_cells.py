@@ -5,8 +5,10 @@ import pytest
 from tests.science.diff_fakes import add_star, tan_wcs
 
 from rapid.science.image import Frame
-from rapid.science.psf import estimate_psf, find_psf_stars, fit_psf_fwhm, gaussian_psf
-from rapid.science.psf_cells import CellGrid, psf_cells, stretched_psf, weighted_moments
+from rapid.science.psf import (cut_stamps, estimate_psf, find_psf_stars, fit_psf_fwhm,
+                               gaussian_psf, isolated_stars, star_stamps)
+from rapid.science.psf_cells import (CellGrid, fit_psf_field, psf_cells, stretched_psf,
+                                     weighted_moments)
 from rapid.science.zogy import zogy
 from rapid.science.zogy_cells import zogy_cells
 
@@ -108,3 +110,27 @@ def test_zogy_by_cells_with_one_psf_equals_zogy_of_the_whole_image():
     d_noise = np.std(whole.D[inner])
     assert np.abs(cells.whole.D - whole.D)[inner].max() < 1e-3 * d_noise
     assert np.abs(cells.whole.Scorr - whole.Scorr)[inner].max() < 1e-3
+
+
+def test_a_star_whose_stamp_sums_negative_keeps_the_others_paired_with_their_positions():
+    # a star on an over-subtracted background (beside a satellite trail, say) sums below 0:
+    # its stamp is left out of the PSF, and the moments' field still pairs each star's stamp
+    # with its own position (it once dropped the stamp and misaligned every later one)
+    frame = _varying_field(np.random.default_rng(5), (512, 512), 0.1, nstars=200)
+    stars = find_psf_stars(frame)
+    idx = isolated_stars(stars, 31)
+    assert idx.size > 20
+    x, y = stars.objects["x"][idx], stars.objects["y"][idx]
+    # a star whose stamp no other stamp overlaps
+    apart = np.min(np.hypot(x[:, None] - x, y[:, None] - y) + 1e9 * np.eye(idx.size), axis=1)
+    k = int(np.flatnonzero(apart > 32)[0])
+    iy, ix = int(round(y[k])), int(round(x[k]))
+    stars.image[iy - 5:iy + 6, ix - 5:ix + 6] -= 1e6
+    stamps = cut_stamps(stars, idx, 31)
+    assert stamps.shape == (idx.size, 31, 31)
+    assert np.isnan(stamps[k]).all()
+    assert np.isfinite(np.delete(stamps, k, axis=0)).all()
+    assert len(star_stamps(stars, 31, 1000)) == idx.size - 1
+    psf = gaussian_psf(3.5, size=31)
+    field = fit_psf_field(stars, idx, psf, (512, 512), degree=1)
+    assert field.field.nstars <= idx.size - 1

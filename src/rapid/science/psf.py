@@ -372,7 +372,9 @@ def isolated_stars(stars: PsfStars, size: int, *, isolation: float | None = None
 
 def cut_stamps(stars: PsfStars, idx: np.ndarray, size: int) -> np.ndarray:
     """``size`` stamps of the stars ``idx``, centred on their windowed centroids (cubic
-    spline) and normalised to sum 1; shape (n, size, size)."""
+    spline) and normalised to sum 1; shape (len(idx), size, size), one per star in its order.
+    A stamp whose pixels do not sum positive (a star on an over-subtracted background) is NaN,
+    so that callers can still pair stamps with the stars' positions."""
     arr, objs = stars.image, stars.objects
     x, y = objs["x"], objs["y"]
     h = size // 2
@@ -388,14 +390,15 @@ def cut_stamps(stars: PsfStars, idx: np.ndarray, size: int) -> np.ndarray:
             dx, dy = x[i] - ix, y[i] - iy
         shifted = ndimage.shift(cut, (-dy, -dx), order=3, mode="nearest")[1:-1, 1:-1]
         tot = shifted.sum()
-        if tot > 0:
-            stamps.append(shifted / tot)
+        stamps.append(shifted / tot if tot > 0 else np.full_like(shifted, np.nan))
     return np.array(stamps).reshape(len(stamps), size, size)
 
 
 def star_stamps(stars: PsfStars, size: int, max_stars: int) -> np.ndarray:
-    """Stamps (see :func:`cut_stamps`) of the brightest ``max_stars`` isolated stars."""
-    return cut_stamps(stars, isolated_stars(stars, size)[:max_stars], size)
+    """Stamps (see :func:`cut_stamps`) of the brightest ``max_stars`` isolated stars whose
+    light sums positive."""
+    stamps = cut_stamps(stars, isolated_stars(stars, size)[:max_stars], size)
+    return stamps[np.isfinite(stamps).all(axis=(1, 2))]
 
 
 def stack_stars(stamps: np.ndarray, min_stars: int) -> np.ndarray:
