@@ -7,7 +7,7 @@ arcsecond and 0.02 degree; stars, exponential-disk galaxies, transients (half of
 galaxies), fading stars, cosmic rays in the science exposure and a dead column written as
 zeros; optionally the reference's corner outside its footprint filled with zeros, as coadds and
 drizzled images do, and a science PSF whose width varies across the field, as a wide-field
-camera's does.
+camera's does; optionally satellite trails across the science exposure.
 """
 
 from __future__ import annotations
@@ -70,12 +70,14 @@ def _add(img, x, y, stamp):
 
 
 def write_ground_pair(directory, *, seed=1, size=1024, nstars=800, ngal=100, ntransients=40,
-                      ncosmics=80, ref_fill=0, psf_gradient=0.0) -> GroundTruth:
+                      ncosmics=80, ref_fill=0, psf_gradient=0.0, trails=()) -> GroundTruth:
     """Write ``sci.fits`` and ``ref.fits`` to ``directory``; return the truth.
 
     ``ref_fill`` > 0 sets the reference's pixels with x + y < ref_fill to zero.
     ``psf_gradient`` g makes the science FWHM 4.2 (1 + g (x + y - size) / size) pixels: from
-    1 - g times the centre's at the corner (0, 0) to 1 + g at the opposite one."""
+    1 - g times the centre's at the corner (0, 0) to 1 + g at the opposite one.
+    ``trails`` holds (x, y, angle in degrees from the x axis, peak in sky sigma) of straight
+    trails through the science image, with the science PSF's FWHM across."""
     rng = np.random.default_rng(seed)
     ra0, dec0 = 150.0, 2.0
     sci_shape = (size, size)
@@ -156,6 +158,11 @@ def write_ground_pair(directory, *, seed=1, size=1024, nstars=800, ngal=100, ntr
                 + rng.normal(0, READ_NOISE / gain, shape))
 
     sci = render(wsci, sci_shape, sci_psf, GAIN, flux, True)
+    yy, xx = np.mgrid[0:ny, 0:nx]
+    for x0, y0, angle, peak in trails:
+        a = np.radians(angle)
+        across = (xx - x0) * np.sin(a) - (yy - y0) * np.cos(a)
+        sci += peak * sig_sky * np.exp(-0.5 * (across / (4.2 / 2.3548)) ** 2)
     crx, cry = rng.integers(5, nx - 5, ncosmics), rng.integers(5, ny - 5, ncosmics)
     for x, y in zip(crx, cry):
         angle, amp = rng.uniform(0, np.pi), rng.uniform(200, 5000)

@@ -46,6 +46,7 @@ from rapid.science.psf_cells import CellGrid, PsfCells, psf_cells
 from rapid.science.psf_mismatch import psf_mismatch
 from rapid.science.registration import fit_registration
 from rapid.science.star_residuals import residual_levels
+from rapid.science.streaks import find_streaks, on_streaks, streak_mask
 from rapid.science.zogy_cells import zogy_cells
 
 
@@ -587,9 +588,14 @@ def difference_images(sci: Frame, ref: Frame, *,
         # without phases the extremes are Scorr itself: mask each array once
         for image in {id(a): a for a in (scorr, zr.Scorr_hi, zr.Scorr_lo)}.values():
             image[mask] = 0.0
-        scorrstd = _robust_std(scorr[~mask])
 
     with timed("detect"):
+        diff_fwhm = fit_psf_fwhm(zr.Pd)
+        streaks = find_streaks(scorr, mask, fwhm=diff_fwhm) if dc.streaks else []
+        # a streak's band is not noise: left out of the scatter that sets the threshold
+        quiet = ~mask & ~streak_mask(streaks, mask.shape) if streaks else ~mask
+        scorrstd = _robust_std(scorr[quiet])
+        del quiet
         unit = scorrstd if dc.relative and np.isfinite(scorrstd) and scorrstd > 0 else 1.0
         level = dc.threshold
         fa_level = float("nan")
@@ -607,7 +613,6 @@ def difference_images(sci: Frame, ref: Frame, *,
         shift = float(np.clip(shift, -MAX_SKEW_SHIFT, MAX_SKEW_SHIFT))
         thresh = unit * (level + shift)
         thresh_fading = unit * (level - shift)
-        diff_fwhm = fit_psf_fwhm(zr.Pd)
         cands = detect_candidates(zr.Scorr_hi, D, D_unc, mask=mask, threshold=thresh,
                                   threshold_fading=thresh_fading, scorr_fading=zr.Scorr_lo,
                                   minarea=dc.minarea, both_signs=dc.both_signs, edge=dc.edge,
@@ -625,7 +630,7 @@ def difference_images(sci: Frame, ref: Frame, *,
         cands, scores = cands[~artifact], scores[~artifact]
 
     pc = cfg.photometry
-    nresidual = 0
+    nresidual = nstreaked = 0
     with timed("photometry"):
         parts, order = [], []
         for c, rows in _rows_by_cell(grid, cands["x"], cands["y"]):
@@ -657,6 +662,10 @@ def difference_images(sci: Frame, ref: Frame, *,
             need = np.where(np.asarray(table["sign"]) > 0, thresh, thresh_fading) * levels
             residual = np.abs(np.asarray(table["scorr_peak"], dtype=float)) < need
             table, nresidual = table[~residual], int(residual.sum())
+        if len(table) and streaks:
+            # a satellite's or an aircraft's trail, and the ringing about it, are not sources
+            streaked = on_streaks(streaks, table["x"], table["y"])
+            table, nstreaked = table[~streaked], int(streaked.sum())
 
     with timed("apcorr"):
         # positive candidates are sources of N, fading ones of R: each image's own correction,
@@ -704,6 +713,7 @@ def difference_images(sci: Frame, ref: Frame, *,
         "detect_threshold_fading": float(thresh_fading), "scorr_skew": zr.skew,
         "false_alarm_threshold": fa_level, "nartifacts": int(artifact.sum()),
         "ncosmic": ncosmic, "ncosmic_ref": ncosmic_ref, "nresidual": nresidual,
+        "nstreaks": len(streaks), "nstreaked": nstreaked,
         "flux_noise": flux_noise, "psf_cells": grid.ncells, "psf_variation_sci": cells.variation_n,
         "psf_variation_ref": cells.variation_r,
         "register_dx": reg_dx, "register_dy": reg_dy, "register_max": reg_max,
