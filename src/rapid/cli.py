@@ -358,10 +358,12 @@ def diff(sci: Path = typer.Argument(..., help="Science image: FITS from any tele
                       ref_unc=ref_unc, config=config)
     for note in difference_cautions(result.meta):
         err.print(f"rapid: warning: {note}", markup=False, highlight=False)
-    cells = result.meta["psf_cells"]
+    cells, streaks = result.meta["psf_cells"], result.meta["nstreaks"]
     out.print(f"{len(result.candidates)} candidates above Scorr "
               f"{result.meta['detect_threshold']:.2f}"
               + (f" (PSF fitted in {cells} cells)" if cells > 1 else "")
+              + (f"; {streaks} trail{'s' if streaks > 1 else ''} found, "
+                 f"{result.meta['nstreaked']} candidates on them dropped" if streaks else "")
               + f"; products in {out_dir}")
 
 

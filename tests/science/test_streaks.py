@@ -1,7 +1,11 @@
 """Satellite trails: found as lines in Scorr, and their candidates dropped."""
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
+from astropy.io import fits
 from scipy import ndimage
 from tests.science.ground_pair import write_ground_pair
 
@@ -109,7 +113,7 @@ def trail_pair(tmp_path_factory):
     sci, ref = read_fits_frame(d / "sci.fits"), read_fits_frame(d / "ref.fits")
     runs = {on: difference_images(sci, ref, config=DifferenceConfig(
         detect=DetectConfig(streaks=on))) for on in (False, True)}
-    return truth, trails, runs
+    return truth, trails, runs, d
 
 
 def _near_trails(table, trails, radius=15.0):
@@ -121,7 +125,7 @@ def _near_trails(table, trails, radius=15.0):
 
 
 def test_candidates_on_satellite_trails_are_dropped(trail_pair):
-    _, trails, runs = trail_pair
+    _, trails, runs, _ = trail_pair
     before, after = runs[False], runs[True]
     assert _near_trails(before.candidates, trails).sum() >= 5
     assert _near_trails(after.candidates, trails).sum() == 0
@@ -133,7 +137,7 @@ def test_candidates_on_satellite_trails_are_dropped(trail_pair):
 
 
 def test_transients_off_the_trails_are_kept(trail_pair):
-    truth, trails, runs = trail_pair
+    truth, trails, runs, _ = trail_pair
     far = np.min([_distance(truth.tx, truth.ty, *t[:3]) for t in trails], axis=0) > 30
 
     def found(result):
@@ -146,3 +150,15 @@ def test_transients_off_the_trails_are_kept(trail_pair):
     assert np.array_equal(found(runs[True]), found(runs[False]))
     # the trails' bands are left out of Scorr's scatter, which sets the threshold
     assert runs[True].meta["scorrstd"] < runs[False].meta["scorrstd"] - 0.01
+
+
+def test_rapid_diff_says_what_it_found_and_dropped(trail_pair):
+    _, _, runs, d = trail_pair
+    run = subprocess.run([sys.executable, "-m", "rapid", "diff", str(d / "sci.fits"),
+                          str(d / "ref.fits"), "--out", str(d / "out")],
+                         capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    dropped = runs[True].meta["nstreaked"]
+    assert f"2 trails found, {dropped} candidates on them dropped" in run.stdout
+    header = fits.getheader(d / "out" / "diff.fits")
+    assert header["NSTREAKS"] == 2 and header["NSTREAKED"] == dropped
