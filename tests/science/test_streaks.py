@@ -98,9 +98,12 @@ def test_the_mask_of_a_streak_is_its_band():
     assert 0.02 < mask.mean() < 0.15
 
 
-def test_small_images_are_not_searched():
+def test_small_empty_or_masked_images_have_no_streak():
     z = _line((48, 48), 24, 24, 45, 5.0)
     assert find_streaks(z, fwhm=3.0) == []
+    # nor images without data or without noise
+    assert find_streaks(np.zeros((512, 512)), fwhm=3.0) == []
+    assert find_streaks(_line((512, 512), 9, 9, 45, 5.0), np.ones((512, 512), bool)) == []
     assert not on_streaks([], [1.0], [2.0]).any()
 
 

@@ -292,11 +292,12 @@ def _crest(z: np.ndarray, good: np.ndarray, theta: float, rho: float, t0: float,
     return float(np.median(values))
 
 
-def _extent(along: np.ndarray) -> tuple[float, float, int]:
-    """The run of positions along a line that holds most of them, cut at wide gaps."""
+def _extent(along: np.ndarray) -> tuple[float, float]:
+    """The run of positions along a line that holds most of them, cut at wide gaps; an empty
+    run (0, 0) when there are none."""
     t = np.sort(along)
     if t.size < 2:
-        return float(t[0]), float(t[0]), int(t.size)
+        return (float(t[0]), float(t[0])) if t.size else (0.0, 0.0)
     spacing = float(np.median(np.diff(t))) if t.size > 2 else float(t[-1] - t[0])
     gap = max(GAP_MIN, GAP_SPACINGS * spacing)
     breaks = np.flatnonzero(np.diff(t) > gap)
@@ -304,7 +305,7 @@ def _extent(along: np.ndarray) -> tuple[float, float, int]:
     ends = np.concatenate([breaks, [t.size - 1]])
     k = int(np.argmax(ends - starts))
     margin = max(spacing, 1.0)
-    return float(t[starts[k]] - margin), float(t[ends[k]] + margin), int(ends[k] - starts[k] + 1)
+    return float(t[starts[k]] - margin), float(t[ends[k]] + margin)
 
 
 def find_streaks(scorr: np.ndarray, mask: np.ndarray | None = None, *, fwhm: float = 2.0,
@@ -364,13 +365,19 @@ def find_streaks(scorr: np.ndarray, mask: np.ndarray | None = None, *, fwhm: flo
             if found is None:
                 break
             ia, ir, lam = found
-            th, r = _refine(py, px, float(theta[ia]), float(rho[ir]) + 0.5)
+            th, r = float(theta[ia]), float(rho[ir]) + 0.5
+            # the points of the transform's bins: taken out should the refitted line miss them
+            binned = np.abs(px * np.cos(th) + py * np.sin(th) - r) <= 1.0
+            th, r = _refine(py, px, th, r)
             c, s = np.cos(th), np.sin(th)
             across = px * c + py * s - r
             along = -px * s + py * c
-            t0, t1, _ = _extent(along[np.abs(across) <= 1.0])
+            t0, t1 = _extent(along[np.abs(across) <= 1.0])
             half = _band(py, px, th, r, t0, t1, density, t1 - t0)
             take = (np.abs(across) <= half + 1.0) & (along >= t0) & (along <= t1)
+            if not take.any():
+                py, px, group = py[~binned], px[~binned], group[~binned]
+                continue
             thin = take & (np.abs(across) <= 1.0)
             if _is_streak(along[thin], group[thin], t0, t1,
                           edge[py[thin].astype(int), px[thin].astype(int)].mean(),
