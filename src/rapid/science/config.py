@@ -81,6 +81,13 @@ class PsfConfig:
         it leaves more residuals around bright stars than the stack (7 candidates besides
         the transient in a 260-pixel cutout with 40 stars, against at most 3); 2.5 turns it
         on for undersampled images.
+    moffat_wings_from_fwhm : float
+        An estimated PSF at least this many pixels wide (FWHM) takes its wings, beyond 1.5-2.5
+        FWHM, from an elliptical Moffat profile fitted to the stack of its stars (2.5;
+        :mod:`rapid.science.moffat_wings`): a stack's wings follow the background estimate and
+        the neighbours about its stars, and their lumps came back as rings of candidates around
+        the bright stars of small images (71 on 20 cutouts of ground-based pairs, 2 with the
+        Moffat's wings). 0 keeps the stack as it is.
     fine_factor : int
         See ``fine_below_fwhm``.
     fine_min_stars : int
@@ -97,6 +104,7 @@ class PsfConfig:
     cell_nsigma: float = 5.0
     cell_stars_per_term: int = 10
     fine_below_fwhm: float = 0.0
+    moffat_wings_from_fwhm: float = 2.5
     fine_factor: int = 4
     fine_min_stars: int = 10
 

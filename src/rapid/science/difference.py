@@ -39,6 +39,7 @@ from rapid.science.gainmatch import GainMatch, gain_match
 from rapid.science.image import FinePsf, Frame
 from rapid.science.phases import (HALF_PIXEL_PHASES, false_alarm_threshold,
                                   gradient_variance, psf_at_phase)
+from rapid.science.moffat_wings import with_moffat_wings
 from rapid.science.photometry import DifferenceNoise, measure_candidates
 from rapid.science.psf import (PsfStars, estimate_psf, find_psf_stars, fit_psf_fwhm,
                                gaussian_psf)
@@ -196,8 +197,9 @@ def _common_bad(sci: Frame, ref_rs: Frame, cfg: DifferenceConfig) -> np.ndarray:
 def _psf_for(frame: Frame, cfg, var: np.ndarray,
              ) -> tuple[np.ndarray, FinePsf | None, str, PsfStars | None]:
     """The frame's PSF (and its fine sampling, when known), else one estimated from its stars
-    (on a stamp of at least ``cfg.stamp_fwhms`` FWHM; on a finer grid too when it is
-    undersampled), else a Gaussian of ``cfg.fallback_fwhm``; with the source and the stars an
+    (on a stamp of at least ``cfg.stamp_fwhms`` FWHM; with a Moffat's wings when it is well
+    sampled, on a finer grid too when it is undersampled), else a Gaussian of
+    ``cfg.fallback_fwhm``; with the source and the stars an
     estimate came from, which also say whether it varies across the image."""
     if frame.psf is not None:
         return frame.psf, frame.psf_fine, "frame", None
@@ -207,7 +209,9 @@ def _psf_for(frame: Frame, cfg, var: np.ndarray,
                            span_fwhm=cfg.stamp_fwhms, max_size=cfg.max_size, stars=stars)
     except ValueError:
         return gaussian_psf(cfg.fallback_fwhm, size=cfg.size), None, "fallback", None
-    fwhm = fit_psf_fwhm(psf) if cfg.fine_below_fwhm > 0 else np.inf  # no fit when off
+    fwhm = fit_psf_fwhm(psf)
+    if 0 < cfg.moffat_wings_from_fwhm <= fwhm:
+        psf = with_moffat_wings(psf)
     if fwhm < cfg.fine_below_fwhm:
         try:
             native, fine = fit_effective_psf(stars, var, psf, fwhm=fwhm,

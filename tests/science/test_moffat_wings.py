@@ -1,0 +1,104 @@
+"""A star-stack PSF with a fitted Moffat's wings."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+from astropy.io import fits
+from astropy.wcs import WCS
+from tests.science.ground_pair import write_ground_pair
+
+from rapid.io.fits_frame import read_fits_frame
+from rapid.science.config import DifferenceConfig, PsfConfig
+from rapid.science.difference import difference_images
+from rapid.science.moffat_wings import fit_moffat, moffat_stamp, with_moffat_wings
+from rapid.science.psf import fit_psf_fwhm
+
+
+def _moffat(size, fwhm, beta, e=0.0, pa=0.0):
+    """A pixel-integrated elliptical Moffat (axes (1 -+ e/2) of the round one's), sum 1."""
+    alpha = fwhm / (2 * np.sqrt(2 ** (1 / beta) - 1))
+    sub = 5
+    g = (np.arange(size * sub) - (size * sub - 1) / 2) / sub
+    y, x = np.meshgrid(g, g, indexing="ij")
+    c, s = np.cos(pa), np.sin(pa)
+    u, v = (x * c + y * s) / (1 - e / 2), (-x * s + y * c) / (1 + e / 2)
+    m = ((1 + (u * u + v * v) / alpha**2) ** -beta).reshape(size, sub, size, sub).sum(axis=(1, 3))
+    return m / m.sum()
+
+
+def test_an_elliptical_moffat_is_fitted_back():
+    true = _moffat(41, 4.2, 2.5, e=0.1, pa=0.5)
+    model, params = fit_moffat(true)
+    assert params[6] == pytest.approx(2.5, rel=0.05)
+    assert np.abs(model - true).max() < 0.01 * true.max()
+    assert fit_psf_fwhm(model) == pytest.approx(fit_psf_fwhm(true), rel=0.01)
+    # the profile itself, off centre
+    shifted = moffat_stamp([1.0, 0.3, -0.2, -2.0, -2.0, 0.0, 3.0], 21)
+    assert np.unravel_index(np.argmax(shifted), shifted.shape) == (10, 10)
+    assert shifted[10, 11] > shifted[10, 9] and shifted[9, 10] > shifted[11, 10]
+
+
+def test_lumpy_wings_are_smoothed_and_the_core_stays():
+    true = _moffat(41, 4.5, 2.5)
+    # a clean stack is left as it was
+    assert np.abs(with_moffat_wings(true) - true).max() < 0.01 * true.max()
+    # a stack of few stars: neighbours' light and noise in the wings
+    rng = np.random.default_rng(1)
+    stack = true + rng.normal(0, 3e-5, true.shape)
+    for y, x in ((8, 30), (33, 12), (25, 36)):
+        stack[y - 1:y + 2, x - 1:x + 2] += 4e-4
+    stack /= stack.sum()
+    out = with_moffat_wings(stack)
+    assert out.sum() == pytest.approx(1.0)
+    r = np.hypot(*(np.indices(true.shape) - 20))
+    fwhm = fit_psf_fwhm(stack)
+    outer = r > 2.5 * fwhm
+    assert np.abs(out - true)[outer].max() < 0.2 * np.abs(stack - true)[outer].max()
+    assert abs(out[outer].sum() / true[outer].sum() - 1) < 0.15
+    # within the blend, the stack's own shape
+    inner = r < 1.5 * fwhm
+    ratio = out[inner] / stack[inner]
+    assert ratio.max() / ratio.min() == pytest.approx(1.0, abs=1e-9)
+
+
+def test_a_stamp_no_moffat_can_fit_is_kept():
+    # a Gaussian: the steepest Moffat stands in for its wings, where there is next to no light
+    yy, xx = np.indices((31, 31)) - 15
+    gauss = np.exp(-(xx**2 + yy**2) / (2 * 1.5**2))
+    gauss /= gauss.sum()
+    assert np.abs(with_moffat_wings(gauss) - gauss).max() < 0.01 * gauss.max()
+    flat = np.ones((21, 21))
+    assert fit_moffat(np.zeros((21, 21))) is None
+    assert fit_moffat(np.ones((20, 20))) is None
+    out = with_moffat_wings(flat)
+    assert out.shape == flat.shape and out.sum() == pytest.approx(1.0)
+
+
+def _cutout(d, y0, x0, ny, nx):
+    with fits.open(d / "sci.fits") as h:
+        data, header = h[0].data, h[0].header
+    cut_header = WCS(header)[y0:y0 + ny, x0:x0 + nx].to_header()
+    for key in ("GAIN", "SATURATE", "BUNIT"):
+        cut_header[key] = header[key]
+    fits.writeto(d / "cut.fits", data[y0:y0 + ny, x0:x0 + nx], cut_header, overwrite=True)
+    return read_fits_frame(d / "cut.fits")
+
+
+def test_a_small_cutout_is_differenced_without_rings_around_its_stars(tmp_path):
+    # a 256x256 cutout of the ground-based pair: its stack's wings come out too faint, and
+    # every bright star of the reference left candidates a few PSF widths out
+    truth = write_ground_pair(tmp_path, seed=3)
+    sci, ref = _cutout(tmp_path, 300, 300, 256, 256), read_fits_frame(tmp_path / "ref.fits")
+    counts = {}
+    for width in (0.0, 2.5):
+        config = DifferenceConfig(psf=dataclasses.replace(PsfConfig(),
+                                                          moffat_wings_from_fwhm=width))
+        c = difference_images(sci, ref, config=config).candidates
+        x, y = np.asarray(c["x"]) + 300, np.asarray(c["y"]) + 300
+        real = ((np.hypot(x[:, None] - truth.tx, y[:, None] - truth.ty).min(axis=1) < 2)
+                | (np.hypot(x[:, None] - truth.vx, y[:, None] - truth.vy).min(axis=1) < 2))
+        counts[width] = (int((~real).sum()), int(real.sum()))
+    assert counts[0.0][0] >= 5
+    assert counts[2.5][0] <= 1
+    assert counts[2.5][1] >= counts[0.0][1]
