@@ -37,9 +37,9 @@ from rapid.science.effective_psf import fit_effective_psf
 from rapid.science.fine_psf import fine_difference_psf
 from rapid.science.gainmatch import GainMatch, gain_match
 from rapid.science.image import FinePsf, Frame
+from rapid.science.moffat_wings import with_moffat_wings
 from rapid.science.phases import (HALF_PIXEL_PHASES, false_alarm_threshold,
                                   gradient_variance, psf_at_phase)
-from rapid.science.moffat_wings import with_moffat_wings
 from rapid.science.photometry import DifferenceNoise, measure_candidates
 from rapid.science.psf import (PsfStars, estimate_psf, find_psf_stars, fit_psf_fwhm,
                                gaussian_psf)
@@ -199,8 +199,8 @@ def _psf_for(frame: Frame, cfg, var: np.ndarray,
     """The frame's PSF (and its fine sampling, when known), else one estimated from its stars
     (on a stamp of at least ``cfg.stamp_fwhms`` FWHM; with a Moffat's wings when it is well
     sampled, on a finer grid too when it is undersampled), else a Gaussian of
-    ``cfg.fallback_fwhm``; with the source and the stars an
-    estimate came from, which also say whether it varies across the image."""
+    ``cfg.fallback_fwhm``; with the source and the stars an estimate came from, which also say
+    whether it varies across the image."""
     if frame.psf is not None:
         return frame.psf, frame.psf_fine, "frame", None
     try:
