@@ -43,7 +43,6 @@ def test_rejects_bad_arguments():
         subtract_background(f.data)
 
 
-
 def test_match_level_puts_the_science_background_on_the_reference_s():
     shape, ratio = (384, 384), 0.5
     rng = np.random.default_rng(3)

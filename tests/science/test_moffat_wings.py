@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from astropy.io import fits
 from astropy.wcs import WCS
-from tests.science.ground_pair import write_ground_pair
+from tests.science.ground_pair import _moffat as ground_moffat
+from tests.science.ground_pair import _sampled, write_ground_pair
 
 from rapid.io.fits_frame import read_fits_frame
 from rapid.science.config import DifferenceConfig, PsfConfig
@@ -16,14 +17,8 @@ from rapid.science.psf import fit_psf_fwhm
 
 
 def _moffat(size, fwhm, beta, e=0.0, pa=0.0):
-    """A pixel-integrated elliptical Moffat (axes (1 -+ e/2) of the round one's), sum 1."""
-    alpha = fwhm / (2 * np.sqrt(2 ** (1 / beta) - 1))
-    sub = 5
-    g = (np.arange(size * sub) - (size * sub - 1) / 2) / sub
-    y, x = np.meshgrid(g, g, indexing="ij")
-    c, s = np.cos(pa), np.sin(pa)
-    u, v = (x * c + y * s) / (1 - e / 2), (-x * s + y * c) / (1 + e / 2)
-    m = ((1 + (u * u + v * v) / alpha**2) ** -beta).reshape(size, sub, size, sub).sum(axis=(1, 3))
+    """A pixel-integrated elliptical Moffat (the ground-based pair's), sum 1."""
+    m = _sampled(ground_moffat(fwhm, beta, e, pa), 0.0, 0.0, size // 2, sub=5)
     return m / m.sum()
 
 

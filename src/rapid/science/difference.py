@@ -211,7 +211,7 @@ def _psf_for(frame: Frame, cfg, var: np.ndarray,
         return gaussian_psf(cfg.fallback_fwhm, size=cfg.size), None, "fallback", None
     fwhm = fit_psf_fwhm(psf)
     if 0 < cfg.moffat_wings_from_fwhm <= fwhm:
-        psf = with_moffat_wings(psf)
+        psf = with_moffat_wings(psf, fwhm)
     if fwhm < cfg.fine_below_fwhm:
         try:
             native, fine = fit_effective_psf(stars, var, psf, fwhm=fwhm,

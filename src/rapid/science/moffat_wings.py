@@ -52,16 +52,18 @@ def moffat_stamp(params, size: int) -> np.ndarray:
     return amp * ((1 + q) ** (-beta)).reshape(size, SUB, size, SUB).mean(axis=(1, 3))
 
 
-def fit_moffat(psf: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+def fit_moffat(psf: np.ndarray, fwhm: float | None = None,
+               ) -> tuple[np.ndarray, np.ndarray] | None:
     """The elliptical Moffat (normalised, on the stamp's grid) that fits a square, odd PSF stamp
-    best, with its parameters (see :func:`moffat_stamp`); None when the fit fails."""
+    best, with its parameters (see :func:`moffat_stamp`); None when the fit fails. ``fwhm``
+    is the stamp's :func:`rapid.science.psf.fit_psf_fwhm` when the caller has it."""
     psf = np.asarray(psf, dtype=np.float64)
     size = psf.shape[0]
     total = psf.sum()
     if psf.ndim != 2 or psf.shape[1] != size or size % 2 == 0 or not total > 0:
         return None
     p = psf / total
-    fwhm = fit_psf_fwhm(p)
+    fwhm = fit_psf_fwhm(p) if fwhm is None else fwhm
     beta0 = 3.0
     alpha = fwhm / (2 * np.sqrt(2 ** (1 / beta0) - 1))
     start = [p.max(), 0.0, 0.0, -2 * np.log(alpha), -2 * np.log(alpha), 0.0, beta0]
@@ -79,16 +81,17 @@ def fit_moffat(psf: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
     return model / s, fit.x
 
 
-def with_moffat_wings(psf: np.ndarray) -> np.ndarray:
+def with_moffat_wings(psf: np.ndarray, fwhm: float | None = None) -> np.ndarray:
     """``psf`` (normalised) within ``INNER`` FWHM of its centre, the Moffat fitted to it beyond
-    ``OUTER``; the stamp as it is when no Moffat fits it."""
-    fitted = fit_moffat(psf)
+    ``OUTER``; the stamp as it is when no Moffat fits it. ``fwhm`` as for
+    :func:`fit_moffat`."""
     stack = np.asarray(psf, dtype=np.float64)
     stack = stack / stack.sum()
+    fwhm = fit_psf_fwhm(stack) if fwhm is None else fwhm
+    fitted = fit_moffat(stack, fwhm)
     if fitted is None:
         return stack.astype(psf.dtype)
     model, params = fitted
-    fwhm = fit_psf_fwhm(stack)
     half = (psf.shape[0] - 1) / 2
     yy, xx = np.indices(psf.shape) - half
     r = np.hypot(xx - params[1], yy - params[2]) / fwhm
