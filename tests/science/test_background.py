@@ -64,7 +64,7 @@ def test_match_level_puts_the_science_background_on_the_reference_s():
     before = float(np.nanmean(sci_b.data - ratio * ref_b.data))
     # the shallow image's background took in more of the faint stars' light
     assert before < -0.5
-    matched, level = match_level(sci_b, ref_b, ratio, bad, sci_rms, ref_rms, box=128)
+    matched, level = match_level(sci_b, ref_b, ratio, bad, sci_rms, ref_rms, scale=32.0)
     after = float(np.nanmean(matched.data - ratio * ref_b.data))
     assert abs(after) < 0.1
     assert level.dtype == np.float32 and float(np.mean(level)) == pytest.approx(before, abs=0.1)

@@ -94,6 +94,20 @@ def test_cosmic_rays_do_not_become_candidates(ground_run):
     assert (~real).sum() <= 15
 
 
+def test_scorr_stays_level_up_to_the_reference_coverage_edge(ground_run):
+    # the reference ends about 40 pixels before the science image's right edge, and both skies
+    # slope; a background held flat over the last meshes left Scorr at -0.5 along that edge
+    _, _, header, d = ground_run
+    scorr = fits.getdata(d / "out" / "scorr.fits").astype(float)
+    bad = ~np.isfinite(fits.getdata(d / "out" / "diff.fits"))
+    rows = range(100, scorr.shape[0] - 100)
+    edge = int(np.median([np.flatnonzero(bad[y, 800:])[0] + 800 for y in rows]))
+    assert 950 < edge < 1010
+    band = scorr[100:-100, edge - 40:edge - 2]
+    assert abs(np.mean(band[np.isfinite(band)])) < 0.25
+    assert header["NSTREAKS"] == 0
+
+
 def test_measured_psf_mismatch_finds_transients_on_galaxies_and_stars(ground_run, tmp_path):
     # PSFs estimated from the stars match to a few per cent; weighing every static source as
     # if its model were 10% off hides the transients on galaxy cores and stars

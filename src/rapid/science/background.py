@@ -10,6 +10,7 @@ import sep
 from scipy import ndimage
 
 from rapid.science.image import Frame
+from rapid.science.local_linear_sky import edge_correction, local_linear_level
 
 
 def sep_ready(data: np.ndarray, bad: np.ndarray | None = None) -> np.ndarray:
@@ -97,12 +98,17 @@ def estimate_background(
     bw, bh = min(box, nx), min(box, ny)
     bkg = sep.Background(arr, mask=bad, bw=bw, bh=bh, fw=filter_size, fh=filter_size)
     src = None
+    skip = bad
     if mask_sources:
         src = source_mask(arr - bkg.back(), bkg.rms(), bad, source_thresh)
         if (bad | src).mean() < 0.9:
-            bkg = sep.Background(arr, mask=bad | src, bw=bw, bh=bh, fw=filter_size,
-                                 fh=filter_size)
+            skip = bad | src
+            bkg = sep.Background(arr, mask=skip, bw=bw, bh=bh, fw=filter_size, fh=filter_size)
     back = bkg.back()
+    # sep's background is flat over the meshes beside a large masked region
+    corr = edge_correction(arr, back, skip, min(bw, bh))
+    if corr is not None:
+        back += corr
     rms = bkg.rms().astype(np.float32)
     out = (arr - back).astype(np.float32)
     out[bad] = np.nan
@@ -123,7 +129,7 @@ def subtract_background(
 
 def match_level(
     sci: Frame, ref: Frame, ratio: float, bad: np.ndarray, sci_rms: np.ndarray,
-    ref_rms: np.ndarray, *, box: int = 256, filter_size: int = 3, source_thresh: float = 3.0,
+    ref_rms: np.ndarray, *, scale: float = 128.0, source_thresh: float = 3.0,
     sources: np.ndarray | None = None,
 ) -> tuple[Frame, np.ndarray]:
     """The science frame with the smooth level of ``sci - ratio * ref`` taken off.
@@ -134,9 +140,10 @@ def match_level(
     that is the same over both images' static sky yet is left in their difference (on a
     simulated crowded ground-based pair, 0.03 sigma per pixel: 0.25 sigma in Scorr, and
     fluxes 2% low). On the same grid, away from the sources of either image, both hold the
-    same sky, so the smooth level of their difference (sep's background of it, meshes of
-    ``box`` pixels) is what the two estimates disagree by. It is taken off the science frame:
-    the reference, masked deeper, has the truer background.
+    same sky, so the smooth level of their difference is what the two estimates disagree by.
+    It is fitted by local linear regression (:func:`.local_linear_level`), which, unlike a
+    mesh statistic, holds its slope up to the edge of the reference's coverage, and taken off
+    the science frame: the reference, masked deeper, has the truer background.
 
     Parameters
     ----------
@@ -148,8 +155,8 @@ def match_level(
         Pixels bad in either.
     sci_rms, ref_rms : ndarray
         Their background noise maps.
-    box, filter_size : int, optional
-        Mesh cell size (256) and median filter size in cells (3).
+    scale : float, optional
+        Gaussian kernel of the fit in pixels (128, sigma).
     source_thresh : float, optional
         Sources above this many sigma in either image are masked (3.0).
     sources : ndarray, optional
@@ -172,11 +179,9 @@ def match_level(
                    | source_mask(ref.data, ref_rms, bad, source_thresh))
     elif sources.shape != sci.shape:
         raise ValueError(f"sources {sources.shape} and science {sci.shape} differ")
-    skip = bad | sources
-    if skip.mean() > 0.9:
+    skip = bad | sources | ~np.isfinite(sci.data) | ~np.isfinite(ref.data)
+    level = None if skip.mean() > 0.9 else local_linear_level(
+        sci.data - np.float32(ratio) * ref.data, skip, scale)
+    if level is None:
         return sci, np.zeros(sci.shape, dtype=np.float32)
-    diff = sep_ready(sci.data - np.float32(ratio) * ref.data, skip)
-    ny, nx = diff.shape
-    level = sep.Background(diff, mask=skip, bw=min(box, nx), bh=min(box, ny), fw=filter_size,
-                           fh=filter_size).back().astype(np.float32)
     return dataclasses.replace(sci, data=(sci.data - level).astype(np.float32)), level

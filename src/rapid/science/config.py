@@ -26,9 +26,9 @@ class BackgroundConfig:
         bright stars do not raise the local background.
     source_thresh : float
         Detection threshold for that source mask, in background sigma (3.0).
-    level_box : int
-        Mesh cells in pixels (256) over which the science background's level is matched to
-        the reference's, away from the sources of either
+    level_scale : float
+        Gaussian kernel in pixels (128, sigma) of the local linear fit by which the science
+        background's level is matched to the reference's, away from the sources of either
         (:func:`rapid.science.background.match_level`); 0 keeps each image's own estimate.
     """
 
@@ -36,7 +36,7 @@ class BackgroundConfig:
     filter_size: int = 3
     mask_sources: bool = True
     source_thresh: float = 3.0
-    level_box: int = 256
+    level_scale: float = 128.0
 
 
 @dataclass(frozen=True)

@@ -517,13 +517,13 @@ def difference_images(sci: Frame, ref: Frame, *,
         sci_b, ncosmic, bad = without(sci_b, cr_n), int(cr_n.sum()), bad | cr_n
     if cr_r is not None:
         ref_b, ncosmic_ref, bad = without(ref_b, cr_r), int(cr_r.sum()), bad | cr_r
-    if bc.level_box > 0:
+    if bc.level_scale > 0:
         with timed("background"):
             sources = (sci_src | ref_src) if sci_src is not None and ref_src is not None \
                 else None
             sci_b, _ = match_level(sci_b, ref_b, gm.flux_ratio, bad, sci_rms, ref_rms,
-                                   box=bc.level_box, filter_size=bc.filter_size,
-                                   source_thresh=bc.source_thresh, sources=sources)
+                                   scale=bc.level_scale, source_thresh=bc.source_thresh,
+                                   sources=sources)
     var_n[bad] = 0.0
     var_r[bad] = 0.0
     pcfg = cfg.psf
