@@ -179,7 +179,7 @@ def match_level(
                    | source_mask(ref.data, ref_rms, bad, source_thresh))
     elif sources.shape != sci.shape:
         raise ValueError(f"sources {sources.shape} and science {sci.shape} differ")
-    skip = bad | sources | ~np.isfinite(sci.data) | ~np.isfinite(ref.data)
+    skip = bad | sources
     level = None if skip.mean() > 0.9 else local_linear_level(
         sci.data - np.float32(ratio) * ref.data, skip, scale)
     if level is None:

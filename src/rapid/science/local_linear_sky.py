@@ -25,19 +25,26 @@ from scipy import ndimage
 MIN_GOOD_FRACTION = 0.5
 
 
-def _block_sums(values: np.ndarray, size: int) -> np.ndarray:
-    """Sums of ``values`` over ``size`` x ``size`` blocks; partial blocks at the far edges."""
-    ny, nx = values.shape
-    padded = np.pad(values, ((0, -ny % size), (0, -nx % size)))
-    return padded.reshape(padded.shape[0] // size, size, padded.shape[1] // size,
-                          size).sum(axis=(1, 3))
+def _block_centres(n: int, block: int) -> np.ndarray:
+    """Pixel coordinates of the centres of ``n`` blocks of ``block`` pixels."""
+    return (np.arange(n) + 0.5) * block - 0.5
+
+
+def _valid_fraction(skip: np.ndarray, box: int) -> np.ndarray:
+    """Fraction of valid pixels in each ``box`` x ``box`` mesh (partial at the far edges)."""
+    ny, nx = skip.shape
+    valid = np.pad(~skip, ((0, -ny % box), (0, -nx % box)))
+    counts = valid.reshape(valid.shape[0] // box, box, valid.shape[1] // box,
+                           box).sum(axis=(1, 3))
+    rows = np.minimum(box, ny - box * np.arange(counts.shape[0]))
+    cols = np.minimum(box, nx - box * np.arange(counts.shape[1]))
+    return counts / np.outer(rows, cols)
 
 
 def replaced_meshes(skip: np.ndarray, box: int) -> np.ndarray:
     """The sep meshes (``box`` pixels, partial at the far edges) with fewer than half of their
     pixels valid: those whose statistic sep replaces by its neighbours'."""
-    valid = _block_sums((~skip).astype(np.float32), box)
-    return valid < MIN_GOOD_FRACTION * _block_sums(np.ones(skip.shape, np.float32), box)
+    return _valid_fraction(skip, box) < MIN_GOOD_FRACTION
 
 
 def _block_medians(data: np.ndarray, skip: np.ndarray, size: int):
@@ -73,8 +80,8 @@ def _local_linear(values, weights, cx, cy, sigma_blocks: float, block: int) -> n
 
     scale = sigma_blocks * block  # coordinates in kernel widths keep the equations conditioned
     nby, nbx = values.shape
-    pv, pu = np.meshgrid(((np.arange(nby) + 0.5) * block - 0.5) / scale,
-                         ((np.arange(nbx) + 0.5) * block - 0.5) / scale, indexing="ij")
+    pv, pu = np.meshgrid(_block_centres(nby, block) / scale, _block_centres(nbx, block) / scale,
+                         indexing="ij")
     u, v = cx / scale, cy / scale
     s0, su, sv = smooth(weights), smooth(weights * u), smooth(weights * v)
     suu, svv, suv = smooth(weights * u * u), smooth(weights * v * v), smooth(weights * u * v)
@@ -103,9 +110,9 @@ def _to_pixels(grid: np.ndarray, block: int, shape) -> np.ndarray:
 
 
 def local_linear_level(data: np.ndarray, skip: np.ndarray, scale: float) -> np.ndarray | None:
-    """The smooth level of ``data`` (pixels in ``skip`` left out) under a Gaussian kernel of
-    ``scale`` pixels (sigma), from block medians a quarter of ``scale`` wide; float32 on the
-    pixels of ``data``, None when no pixel is valid."""
+    """The smooth level of ``data`` (pixels in ``skip`` and NaNs left out) under a Gaussian
+    kernel of ``scale`` pixels (sigma), from block medians a quarter of ``scale`` wide; float32
+    on the pixels of ``data``, None when no pixel is valid."""
     if not scale >= 4:
         raise ValueError(f"scale must be >= 4 pixels, got {scale!r}")
     block = int(scale) // 4
@@ -126,29 +133,28 @@ def edge_correction(data: np.ndarray, back: np.ndarray, skip: np.ndarray,
     Applied in full out to the second ring of meshes about a replaced one and tapered to zero
     by the third's centre; None where no valid pixel lies that near one.
     """
-    replaced = replaced_meshes(skip, box)
+    fraction = _valid_fraction(skip, box)
+    replaced = fraction < MIN_GOOD_FRACTION
     if not replaced.any():
         return None
     rings = ndimage.distance_transform_cdt(~replaced, metric="chessboard")
     taper = np.clip(2.5 - rings, 0.0, 1.0)
-    if not ((_block_sums((~skip).astype(np.float32), box) > 0) & (taper > 0)).any():
+    if not ((fraction > 0) & (taper > 0)).any():
         return None
     block = max(1, box // 4)
+    ny, nx = data.shape
+    by, bx = _block_centres(-(-ny // block), block), _block_centres(-(-nx // block), block)
+    # the taper at the blocks' centres, bilinear between the meshes' centres
+    gy, gx = np.meshgrid((by - (box - 1) / 2) / box, (bx - (box - 1) / 2) / box, indexing="ij")
+    t = ndimage.map_coordinates(taper, [gy.clip(0, taper.shape[0] - 1),
+                                        gx.clip(0, taper.shape[1] - 1)], order=1)
+    if not (t > 0).any():
+        return None
     # the sky itself is fitted: the residual from sep's background bends where sep's
     # extrapolation begins, and a linear fit across that bend would fall short of it
     med, n, cx, cy = _block_medians(data, skip, block)
-    nby, nbx = med.shape
-    by = np.minimum((np.arange(nby) + 0.5) * block - 0.5, data.shape[0] - 1)
-    bx = np.minimum((np.arange(nbx) + 0.5) * block - 0.5, data.shape[1] - 1)
-    at = ndimage.map_coordinates(back, np.meshgrid(by, bx, indexing="ij"), order=1)
-    # the taper at the blocks' centres, bilinear between the meshes' centres
-    gy, gx = np.meshgrid(((np.arange(nby) + 0.5) * block - 0.5 - (box - 1) / 2) / box,
-                         ((np.arange(nbx) + 0.5) * block - 0.5 - (box - 1) / 2) / box,
-                         indexing="ij")
-    t = ndimage.map_coordinates(taper, [gy.clip(0, taper.shape[0] - 1),
-                                        gx.clip(0, taper.shape[1] - 1)], order=1)
-    if not (n > 0).any() or not (t > 0).any():
-        return None
+    at = ndimage.map_coordinates(back, np.meshgrid(np.minimum(by, ny - 1), np.minimum(bx, nx - 1),
+                                                   indexing="ij"), order=1)
     sigma = box / block
     fit = _local_linear(med, n, cx, cy, sigma, block) - at
     trusted = np.where(t == 0, n, 0.0)
