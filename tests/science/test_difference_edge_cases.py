@@ -65,3 +65,30 @@ def test_reference_covering_half_the_image_masks_the_rest_and_finds_the_transien
     assert len(pos) >= 1
     assert np.hypot(pos["x"][0] - transient[0], pos["y"][0] - transient[1]) < 0.5
     assert (np.asarray(r.candidates["x"]) > 75).all()
+
+
+def test_zero_points_stand_in_for_the_ratio_across_pixel_sizes():
+    # three stars, too few for a flux ratio, on a reference of larger pixels (0.13" against
+    # 0.11"): equal zero points mean equal fluxes, and only a resampling that keeps the
+    # reference's fluxes (not its surface brightness, 1.4 times more per science pixel here)
+    # leaves the stars out of the difference
+    rng = np.random.default_rng(8)
+    shape = (160, 160)
+    sci_wcs, ref_wcs = tan_wcs(shape), tan_wcs(shape, scale_arcsec=0.13)
+    stars = [(40.3, 50.2, 6e4), (120.7, 40.6, 5e4), (60.1, 120.4, 8e4)]
+    transient = (100.2, 97.4, 4000.0)
+    ra, dec = sci_wcs.all_pix2world([s[0] for s in stars], [s[1] for s in stars], 0)
+    rx, ry = ref_wcs.all_world2pix(ra, dec, 0)
+    sci = make_frame(rng, shape=shape, fwhm=3.0, sigma=5.0, stars=stars + [transient],
+                     zptmag=25.0)
+    ref = make_frame(rng, shape=shape, fwhm=2.6, sigma=3.0, wcs=ref_wcs, zptmag=25.0,
+                     stars=[(x, y, s[2]) for x, y, s in zip(rx, ry, stars)])
+    r = difference_images(sci, ref)
+    assert r.meta["gainmatch_method"] == "zptmag" and r.meta["scalefacref"] == 1.0
+    for x, y, f in stars:  # each star subtracted to a per cent or two (not 40%)
+        ix, iy = int(round(x)), int(round(y))
+        assert abs(np.sum(r.diff.data[iy - 6:iy + 7, ix - 6:ix + 7])) < 0.02 * f
+    c = r.candidates
+    assert len(c) == 1 and c["sign"][0] == 1
+    assert abs(c["x"][0] - transient[0]) < 0.5 and abs(c["y"][0] - transient[1]) < 0.5
+    assert abs(c["flux"][0] / transient[2] - 1) < 0.1

@@ -50,6 +50,16 @@ def test_no_stars_falls_back_to_zero_points_then_unity():
     assert gm.method == "unity" and gm.flux_ratio == 1.0
 
 
+def test_few_stars_give_no_ratio_but_their_offsets():
+    # four stars: too few for a ratio, enough to say where the reference's lie
+    sci, ref, rs, rr = _pair(14, shift=(0.6, -0.4), nstars=4)
+    gm = gain_match(sci, ref, sci_rms=rs, ref_rms=rr)
+    assert gm.method == "unity" and gm.flux_ratio == 1.0
+    assert gm.star_x.size == 4 and gm.star_dx.size == 4
+    assert gm.dx_median == pytest.approx(0.6, abs=0.1)
+    assert gm.dy_median == pytest.approx(-0.4, abs=0.1)
+
+
 def test_saturated_stars_are_not_used():
     sci, ref, rs, rr = _pair(13, scale=1.2, saturation=2000.0)
     gm = gain_match(sci, ref, sci_rms=rs, ref_rms=rr)

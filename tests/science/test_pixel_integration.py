@@ -42,13 +42,14 @@ def test_finer_source_pixels_are_averaged_not_sampled():
     noise = rng.normal(0.0, 1.0, src_shape).astype(np.float32)
     out = resample_frame(Frame(data=noise, wcs=src_wcs, unc=np.ones(src_shape, np.float32)),
                          dst_wcs, dst_shape)
-    inner = out.data[8:-8, 8:-8]
+    # a destination pixel holds the flux of the nine source pixels it covers: per source pixel,
     # sampling would keep a standard deviation of 1 (every destination centre falls on a source
     # pixel's); averaging nine pixels gives 1/3 (a Gaussian of the same second moments 0.35)
+    inner = out.data[8:-8, 8:-8] / FINE**2
     assert 0.30 < inner.std() < 0.40
     # the uncertainty said with it is the integrated one (interpolation's own smoothing of
     # the noise is left out, as for any resampling)
-    assert np.median(out.unc[8:-8, 8:-8]) == pytest.approx(inner.std(), rel=0.12)
+    assert np.median(out.unc[8:-8, 8:-8]) / FINE**2 == pytest.approx(inner.std(), rel=0.12)
 
 
 def test_integrated_star_keeps_its_flux_and_matches_the_resampled_psf():
@@ -61,7 +62,7 @@ def test_integrated_star_keeps_its_flux_and_matches_the_resampled_psf():
     add_star(psf, 30, 30, 1.0, fwhm, size=61)
     out = resample_frame(Frame(data=img.astype(np.float32), wcs=src_wcs, psf=psf),
                          dst_wcs, dst_shape)
-    assert out.data.sum() * FINE**2 == pytest.approx(1e4, rel=2e-3)
+    assert out.data.sum() == pytest.approx(1e4, rel=2e-3)
     star = out.data[48 - 7:48 + 8, 48 - 7:48 + 8]
     c = out.psf.shape[0] // 2
     model = out.psf[c - 7:c + 8, c - 7:c + 8]
@@ -79,7 +80,8 @@ def test_bad_source_pixel_spoils_only_the_pixels_it_feeds():
     out = resample_frame(Frame(data=data, wcs=src_wcs), dst_wcs, dst_shape)
     assert out.mask[50, 50]
     assert 1 <= out.mask.sum() <= 9
-    assert np.allclose(out.data[~out.mask], 1.0, atol=1e-5)
+    # each destination pixel holds the nine source pixels' flux
+    assert np.allclose(out.data[~out.mask], FINE**2, atol=1e-4)
 
 
 def test_reference_with_finer_pixels_is_differenced_at_its_integrated_noise():
@@ -103,9 +105,9 @@ def test_reference_with_finer_pixels_is_differenced_at_its_integrated_noise():
     # both PSFs come from 25 stars on 128x128 pixels, too few for the aperture correction: the
     # flux carries their error (pulls scatter by 2 over noise draws), which flux_err does not
     assert abs(c["flux"][0] - 2500.0) < 0.05 * 2500.0 + 3 * c["flux_err"][0]
-    # the reference on the science grid has the noise of nine averaged pixels (a third of a
-    # source pixel's, 2.0), not that of one
-    assert result.meta["ref_bkg_rms"] < 0.5 * 2.0
+    # a science pixel of the reference holds the flux of nine source pixels, with their summed
+    # noise (three times a source pixel's 2.0), not nine times one pixel's
+    assert result.meta["ref_bkg_rms"] == pytest.approx(FINE * 2.0, rel=0.1)
 
 
 def test_reference_coadd_integrates_frames_with_finer_pixels():
@@ -138,14 +140,16 @@ def test_reference_coadd_integrates_frames_with_finer_pixels():
     ix, iy = int(round(float(x[0]))), int(round(float(y[0])))
     assert abs(x[0] - ix) < 1e-6 and abs(y[0] - iy) < 1e-6
     star = ref.frame.data[iy - 7:iy + 8, ix - 7:ix + 8].astype(np.float64)
-    # nine source pixels to a grid pixel: its flux in grid pixels is nine times the sum
-    assert star.sum() * FINE**2 == pytest.approx(1e4, rel=0.02)
-    # noise of three frames, each averaged over nine pixels: 1/3/sqrt(3) = 0.19 (sampled: 0.58)
-    sky = ref.frame.data.copy()
+    # nine source pixels to a grid pixel, whose value holds their flux: the star's is kept
+    assert star.sum() == pytest.approx(1e4, rel=0.02)
+    # per source pixel, the noise of three frames, each averaged over nine pixels:
+    # 1/3/sqrt(3) = 0.19 (sampled: 0.58)
+    sky = ref.frame.data / FINE**2
     sky[iy - 12:iy + 13, ix - 12:ix + 13] = np.nan
     inner = sky[8:-8, 8:-8]
     assert 0.15 < np.nanstd(inner) < 0.25
-    assert np.nanmedian(ref.frame.unc[8:-8, 8:-8]) == pytest.approx(np.nanstd(inner), rel=0.15)
+    assert np.nanmedian(ref.frame.unc[8:-8, 8:-8]) / FINE**2 == pytest.approx(np.nanstd(inner),
+                                                                               rel=0.15)
     c = ref.frame.psf.shape[0] // 2
     model = ref.frame.psf[c - 7:c + 8, c - 7:c + 8]
     star, model = star / star.sum(), model / model.sum()

@@ -30,9 +30,12 @@ def test_true_psfs_leave_nothing_and_a_wrong_one_its_error():
     assert _mismatch(sci, ref, x, y, gaussian_psf(2.8, size=25)) > wrong
 
 
-def test_too_few_measurable_stars_give_none():
+def test_few_stars_give_their_largest_fraction_and_none_give_none():
     sci, ref, x, y = _pair(nstars=4)
-    assert _mismatch(sci, ref, x, y, sci.psf) is None
+    # too few for the quantile: the largest fraction, still small with the true PSFs and the
+    # wrong model's error with a wrong one
+    assert _mismatch(sci, ref, x, y, sci.psf) < 0.02
+    assert 0.03 < _mismatch(sci, ref, x, y, gaussian_psf(3.15, size=25)) < 0.3
     # stars at the edge cannot be cut out
     sci, ref, x, y = _pair()
     assert _mismatch(sci, ref, np.full_like(x, 2.0), y, sci.psf) is None

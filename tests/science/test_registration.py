@@ -5,7 +5,7 @@ import dataclasses
 
 import numpy as np
 import pytest
-from tests.science.diff_fakes import make_frame, star_field
+from tests.science.diff_fakes import make_frame, star_field, tan_wcs
 
 from rapid.science.background import subtract_background
 from rapid.science.config import DifferenceConfig, RegistrationConfig
@@ -137,3 +137,22 @@ def test_registered_pair_is_left_alone():
     r = difference_images(sci, ref)
     assert r.meta["register_max"] == 0.0 and r.meta["register_nstars"] == 0
     assert _found(r, transients) >= 11
+
+
+def test_few_stars_still_register_a_misregistered_pair():
+    # four stars, too few for a flux ratio, and a reference whose WCS is 1.2 pixels off: the
+    # stars' positions still register it, rather than leaving each star a dipole
+    rng = np.random.default_rng(6)
+    shape = (192, 192)
+    stars = [(40.3, 50.2, 4e4), (150.7, 40.6, 3e4), (60.1, 150.4, 5e4), (140.5, 140.8, 2.5e4)]
+    transient = (96.2, 97.4, 3000.0)
+    sci = make_frame(rng, shape=shape, fwhm=3.0, sigma=5.0, stars=stars + [transient])
+    ref = make_frame(rng, shape=shape, fwhm=2.6, sigma=3.0, stars=stars,
+                     wcs=tan_wcs(shape, crpix_shift=(1.0, -0.7)))
+    r = difference_images(sci, ref)
+    assert r.meta["gainmatch_method"] == "unity" and r.meta["register_nstars"] == 4
+    assert r.meta["register_dx"] == pytest.approx(1.0, abs=0.1)
+    assert r.meta["register_dy"] == pytest.approx(-0.7, abs=0.1)
+    c = r.candidates
+    assert len(c) == 1 and c["sign"][0] == 1
+    assert abs(c["x"][0] - transient[0]) < 0.5 and abs(c["y"][0] - transient[1]) < 0.5

@@ -5,6 +5,7 @@ import pytest
 
 from rapid.science.image import Frame
 from rapid.science.resample import (
+    CoarsePixelMap,
     interpolation_variance_factor,
     local_jacobian,
     pixel_map,
@@ -72,6 +73,48 @@ def test_rotated_sip_mapping_matches_exact(make_wcs, step):
     assert np.max(np.hypot(ex - ux, ey - uy)) > 2.0
     err = np.hypot(ex - xs[iy, ix], ey - ys[iy, ix])
     assert err.max() < 0.01
+
+
+def test_pixel_areas_follow_the_distortion(make_wcs):
+    src = make_wcs(RA, DEC, (4088, 4088), rot_deg=30.0, sip=True)
+    dst_shape = (1200, 1000)
+    dst = make_wcs(RA + 0.02, DEC - 0.03, dst_shape, scale_arcsec=0.1)
+    area = CoarsePixelMap(src, dst, dst_shape).area(0, dst_shape[0])
+    assert area.shape == dst_shape and area.dtype == np.float32
+    # the exact area at random pixels: the mapping's Jacobian by central differences
+    rng = np.random.default_rng(5)
+    iy = rng.integers(0, dst_shape[0], 300)
+    ix = rng.integers(0, dst_shape[1], 300)
+    h = 0.5
+    px = np.concatenate([ix + h, ix - h, ix, ix]).astype(float)
+    py = np.concatenate([iy, iy, iy + h, iy - h]).astype(float)
+    sx, sy = src.all_world2pix(*dst.all_pix2world(px, py, 0), 0, tolerance=1e-10, maxiter=50)
+    sx, sy = sx.reshape(4, -1), sy.reshape(4, -1)
+    exact = np.abs((sx[0] - sx[1]) * (sy[2] - sy[3]) - (sx[2] - sx[3]) * (sy[0] - sy[1]))
+    assert np.max(np.abs(area[iy, ix] / exact - 1)) < 1e-4
+    # the distortion changes the pixels' area by half a per cent across the footprint
+    assert exact.max() / exact.min() > 1.004
+
+
+@pytest.mark.parametrize("dst_scale", [0.08, 0.15])
+def test_resampled_frame_keeps_fluxes_on_pixels_of_another_size(make_wcs, render_stars,
+                                                                 dst_scale):
+    shape = (96, 96)
+    src = make_wcs(RA, DEC, shape)
+    dst = make_wcs(RA, DEC, shape, scale_arcsec=dst_scale, rot_deg=20.0)
+    flux = 800.0
+    img = render_stars(shape, [47.3], [45.6], [flux], 3.0).astype(np.float32)
+    f = Frame(data=img, wcs=src, meta={"zptmag": 20.0, "saturation": 1000.0, "gain": 2.0})
+    out = resample_frame(f, dst, shape)
+    x, y = dst.all_world2pix(*src.all_pix2world([47.3], [45.6], 0), 0)
+    yy, xx = np.mgrid[0:96, 0:96]
+    ap = np.hypot(xx - x[0], yy - y[0]) <= 25
+    # interpolated surface brightness would give the flux times the area ratio (0.53 or 1.86)
+    assert np.nansum(out.data[ap]) == pytest.approx(flux, rel=0.01)
+    area = (dst_scale / 0.11) ** 2
+    assert out.meta["zptmag"] == 20.0
+    assert out.meta["saturation"] == pytest.approx(1000.0 * area, rel=1e-3)
+    assert out.meta["gain"] == pytest.approx(2.0 / area, rel=1e-3)
 
 
 def test_flux_of_isolated_star_conserved(make_wcs, render_stars):

@@ -369,6 +369,10 @@ def resample_footprint(plan: FramePlan, *, order: int = 3, rows: int = 256):
                                                 edge_tol=_EDGE_TOL, badmap=badmap, unc=unc,
                                                 satmap=satmap)
         del ys, xs
+        # fluxes kept on the grid's pixels, whatever their size against the frame's
+        area = plan.cmap.area(r0, r1)
+        values *= area
+        sigma *= area
         # The weight is the inverse of the frame's own (uninterpolated) variance: resampling
         # lowers the per-pixel variance by a phase-dependent factor (see
         # interpolation_variance_factor) but keeps the variance of sums over a few pixels, which

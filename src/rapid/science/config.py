@@ -122,7 +122,10 @@ class GainMatchConfig:
     min_snr : float
         Smallest S/N of a star in both images to enter the ratio (20).
     min_stars : int
-        Fewest matched stars for a measured ratio (5); fewer falls back to zero points.
+        Fewest matched stars for a measured ratio (5); fewer falls back to the zero points
+        (else 1: the images' units taken to be the same), while the positions of the matched
+        stars (S/N >= 10 in both) still register the reference: on cutouts of 128-384 pixels of
+        ground-based pairs with 1-4 such stars, each star had otherwise been left a dipole.
     clip_sigma : float
         Sigma of the clipping of ratios and offsets (3.0).
     aperture_radius : float or None
@@ -206,7 +209,8 @@ class ZogyConfig:
         of their flux their difference leaves, each star weighed by its S/N squared), kept
         within ``flux_noise_min`` (0.01) and ``flux_noise_max`` (0.3): PSFs estimated from a
         well-sampled image's own stars match to a per cent or two, and a fixed 10% would hide
-        a supernova on any galaxy core ten times brighter than itself.
+        a supernova on any galaxy core ten times brighter than itself. With fewer than five
+        measurable stars, the largest of their fractions.
     flux_noise_min, flux_noise_max : float
         Bounds of the measured mismatch (0.01, 0.3): no PSF model is trusted to better than
         1% for the brightest stars, which the matched stars leave out (saturated, or

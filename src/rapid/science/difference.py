@@ -471,7 +471,7 @@ def difference_images(sci: Frame, ref: Frame, *,
 
     rc = cfg.registration
     registration = None
-    if rc.correct and gm.method == "stars":
+    if rc.correct and gm.star_x.size:
         with timed("register"):
             fit = fit_registration(gm.star_x, gm.star_y, gm.star_dx, gm.star_dy, sci.shape)
             if fit is not None and fit.significant(sci.shape, min_shift=rc.min_shift,
@@ -554,7 +554,7 @@ def difference_images(sci: Frame, ref: Frame, *,
         sx, sy = (gm.reg_sigma_x, gm.reg_sigma_y) if zc.astrometric_noise else (0.0, 0.0)
         flux_noise = zc.flux_noise
         sampled = min(fwhm_n, fwhm_r) >= zc.flux_noise_min_fwhm
-        if zc.flux_noise_from_stars and sampled and zc.flux_noise > 0 and gm.method == "stars":
+        if zc.flux_noise_from_stars and sampled and zc.flux_noise > 0 and gm.star_x.size:
             # each star differenced with its own cell's PSFs
             measured = psf_mismatch(N, R, var_n, var_r, cells.psfs_n, cells.psfs_r, gm.star_x,
                                     gm.star_y, gm.flux_ratio, cells=grid)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import sep
@@ -18,6 +18,9 @@ from rapid.science.registration import common_offset, registration_noise
 # Brightest sources of each catalog that vote for the common offset: enough to outvote chance
 # pairs in any field, few enough that the vote stays cheap in a crowded one.
 _VOTERS = 300
+# Smallest S/N, in both images, of a matched star whose position registers the images when too
+# few stars are bright enough for the flux ratio: its centroid is good to a tenth of the FWHM.
+_LOCATE_SNR = 10.0
 
 
 @dataclass(frozen=True)
@@ -203,41 +206,52 @@ def gain_match(
     i = np.flatnonzero(np.isfinite(d))
     j = j[i]
     ok = (gs[i] == 0) & (gr[j] == 0) & (os_["flag"][i] == 0) & (or_["flag"][j] == 0)
-    ok &= (fs[i] > min_snr * es[i]) & (fr[j] > min_snr * er[j])
     for f, objs, k in ((sci, os_, i), (ref, or_, j)):
         sat = f.meta.get("saturation")
         if sat:
             ok &= objs["peak"][k] < saturation_fraction * float(sat)
-    i, j = i[ok], j[ok]
-    if i.size < min_stars:
-        return _fallback(sci, ref, int(i.size))
-    corr = _encircled(ref.psf, aperture_radius) / _encircled(sci.psf, aperture_radius)
-    ratio = fs[i] / fr[j] * corr
-    rel_err = np.hypot(es[i] / fs[i], er[j] / fr[j])
-    sig = ratio * rel_err
-    fit = clipped_weighted_mean(ratio, sig, clip_sigma=clip_sigma, min_count=min_stars)
-    if not fit.ok:
-        return _fallback(sci, ref, int(fit.used.sum()))
-    mean, ratio_err, use = fit.mean, fit.error, fit.used
-    # the misregistration: star offsets less the offset of the two PSFs' own centroids
+    # positions are worth having from fainter stars than ratios are
+    located = ok & (fs[i] > _LOCATE_SNR * es[i]) & (fr[j] > _LOCATE_SNR * er[j])
+    ok &= (fs[i] > min_snr * es[i]) & (fr[j] > min_snr * er[j])
     psf_dx, psf_dy = _psf_centre(sci.psf, window) - _psf_centre(ref.psf, window)
-    star_dx = (xy_s[i, 0] - xy_r[j, 0])[use] - psf_dx
-    star_dy = (xy_s[i, 1] - xy_r[j, 1])[use] - psf_dy
-    keep = ~(np.ma.getmaskarray(sigma_clip(star_dx, sigma=clip_sigma))
-             | np.ma.getmaskarray(sigma_clip(star_dy, sigma=clip_sigma)))
-    dx, dy = star_dx[keep], star_dy[keep]
     fw_s, fw_r = fw[0], fw[-1]
-    centroid_var = ((fw_s * es[i] / fs[i]) ** 2 + (fw_r * er[j] / fr[j]) ** 2)[use][keep]
-    dx_med, dy_med = float(np.median(dx)), float(np.median(dy))
-    return GainMatch(
-        flux_ratio=mean, flux_ratio_err=ratio_err, dx_median=dx_med, dy_median=dy_med,
-        dx_rms=float(np.sqrt(np.mean(dx**2))), dy_rms=float(np.sqrt(np.mean(dy**2))),
-        nmatched=int(use.sum()), method="stars", star_x=xy_s[i, 0][use], star_y=xy_s[i, 1][use],
-        star_dx=star_dx, star_dy=star_dy,
-        reg_sigma_x=registration_noise(dx, centroid_var),
-        reg_sigma_y=registration_noise(dy, centroid_var),
-        source_x=np.concatenate([xy_s[:, 0], xy_r[:, 0] + shift[0]]),
-        source_y=np.concatenate([xy_s[:, 1], xy_r[:, 1] + shift[1]]),
-        source_flux=np.concatenate([fs, fr * mean]),
-    )
+
+    def offsets(ii, jj, ratio: float) -> dict:
+        """The misregistration measured on the pairs (ii, jj), their offsets less that of the
+        two PSFs' own centroids: the GainMatch fields."""
+        star_dx = xy_s[ii, 0] - xy_r[jj, 0] - psf_dx
+        star_dy = xy_s[ii, 1] - xy_r[jj, 1] - psf_dy
+        out = dict(star_x=xy_s[ii, 0], star_y=xy_s[ii, 1], star_dx=star_dx, star_dy=star_dy,
+                   source_x=np.concatenate([xy_s[:, 0], xy_r[:, 0] + shift[0]]),
+                   source_y=np.concatenate([xy_s[:, 1], xy_r[:, 1] + shift[1]]),
+                   source_flux=np.concatenate([fs, fr * ratio]))
+        if ii.size == 0:
+            return out
+        keep = ~(np.ma.getmaskarray(sigma_clip(star_dx, sigma=clip_sigma))
+                 | np.ma.getmaskarray(sigma_clip(star_dy, sigma=clip_sigma)))
+        dx, dy = star_dx[keep], star_dy[keep]
+        centroid_var = ((fw_s * es[ii] / fs[ii]) ** 2 + (fw_r * er[jj] / fr[jj]) ** 2)[keep]
+        return dict(out, dx_median=float(np.median(dx)), dy_median=float(np.median(dy)),
+                    dx_rms=float(np.sqrt(np.mean(dx**2))), dy_rms=float(np.sqrt(np.mean(dy**2))),
+                    reg_sigma_x=registration_noise(dx, centroid_var),
+                    reg_sigma_y=registration_noise(dy, centroid_var))
+
+    def fallback(n: int) -> GainMatch:
+        # no ratio, but the stars' positions still register the images
+        gm = _fallback(sci, ref, n)
+        return replace(gm, **offsets(i[located], j[located], gm.flux_ratio))
+
+    if ok.sum() < min_stars:
+        return fallback(int(ok.sum()))
+    si, sj = i[ok], j[ok]
+    corr = _encircled(ref.psf, aperture_radius) / _encircled(sci.psf, aperture_radius)
+    ratio = fs[si] / fr[sj] * corr
+    rel_err = np.hypot(es[si] / fs[si], er[sj] / fr[sj])
+    fit = clipped_weighted_mean(ratio, ratio * rel_err, clip_sigma=clip_sigma,
+                                min_count=min_stars)
+    if not fit.ok:
+        return fallback(int(fit.used.sum()))
+    use = fit.used
+    base = GainMatch(fit.mean, fit.error, 0.0, 0.0, 0.0, 0.0, int(use.sum()), "stars")
+    return replace(base, **offsets(si[use], sj[use], fit.mean))
 

@@ -263,7 +263,9 @@ def build_reference(
         Grid pixel scale (default 0.11).
     zero_point : float, optional
         Zero point of the output in magnitudes (default 17.0); frame i is multiplied by
-        10**(0.4 (zero_point - zptmag_i)).
+        10**(0.4 (zero_point - zptmag_i)), and by the area of a grid pixel in its own pixels
+        (:meth:`rapid.science.resample.CoarsePixelMap.area`), so that the coadd's sources
+        keep their fluxes on the grid.
     clip_sigma : float, optional
         Outlier rejection threshold in sigma (default 3.0), see
         :func:`rapid.science.stack.combine_stack`.

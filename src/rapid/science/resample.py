@@ -12,6 +12,13 @@ Destination pixels larger than the source's are integrated over rather than samp
 source is first blurred by the part of a destination pixel that a source pixel does not already
 cover (:mod:`rapid.science.pixel_integration`); for grids of one pixel size nothing changes.
 
+Interpolation carries surface brightness: a source's pixel sum on the new grid is its flux
+times the ratio of the pixel areas. Images resampled as frames (:func:`resample_frame`, and the
+reference coadd's inputs) are multiplied by that ratio, the area of each destination pixel in
+source pixels (:meth:`CoarsePixelMap.area`), so that they keep their sources' fluxes, and the
+zero point stays theirs, however the two grids' pixel sizes differ or the distortion changes
+them across the image.
+
 Work is done in row blocks so that memory stays close to the size of the float32 output.
 """
 
@@ -128,6 +135,7 @@ class CoarsePixelMap:
             xs[bad] = -1e6
             ys[bad] = -1e6
         self._cols = None
+        self._area_cols = None
         self._bad_coarse = ndimage.binary_dilation(bad, iterations=2) if bad.any() else None
         #: d(source pixel)/d(destination pixel), (y, x) order: the median over the coarse
         #: cells (None for a single coarse row or column)
@@ -144,8 +152,15 @@ class CoarsePixelMap:
             # A single coarse row/column: interpolate the exact values linearly along it.
             self._splines = None
             self._exact = (ys, xs)
+            if self.src_per_dst is not None:
+                self._area = abs(float(np.linalg.det(self.src_per_dst)))
+            else:  # d(dst)/d(src) at the first source position
+                jac = local_jacobian(src_wcs, dst_wcs, (float(ys.flat[0]), float(xs.flat[0])))
+                self._area = 1.0 / abs(float(np.linalg.det(jac)))
         else:
             self._splines = (GridSpline(self._yc, self._xc, ys), GridSpline(self._yc, self._xc, xs))
+            self._area = GridSpline(self._yc, self._xc, _area_at_nodes(self._yc, self._xc,
+                                                                       ys, xs, bad))
 
     def block(self, y0: int, y1: int, x0: int = 0, x1: int | None = None):
         """Source coordinates for destination rows ``y0:y1`` and columns ``x0:x1``.
@@ -179,6 +194,36 @@ class CoarsePixelMap:
             ysrc[spoiled] = np.nan
             xsrc[spoiled] = np.nan
         return ysrc, xsrc
+
+    def area(self, y0: int, y1: int, x0: int = 0, x1: int | None = None) -> np.ndarray:
+        """Area of each destination pixel of rows ``y0:y1``, columns ``x0:x1``, in source
+        pixels (``|det d(src)/d(dst)|``): what a resampled frame's pixels are multiplied by to
+        keep their sources' fluxes. float32, shape (y1 - y0, x1 - x0)."""
+        ny, nx = self.shape
+        x1 = nx if x1 is None else x1
+        if not (0 <= y0 < y1 <= ny and 0 <= x0 < x1 <= nx):
+            raise ValueError(f"block ({y0}:{y1}, {x0}:{x1}) outside the grid {self.shape}")
+        if not isinstance(self._area, GridSpline):
+            return np.full((y1 - y0, x1 - x0), self._area, dtype=np.float32)
+        # float32 is ample for a quantity that changes by a few per cent across an image
+        if self._area_cols is None or self._area_cols[0] != (x0, x1):
+            xv = np.arange(x0, x1, dtype=np.float64)
+            self._area_cols = ((x0, x1), self._area.column_factor(xv, dtype=np.float32))
+        return self._area.rows(np.arange(y0, y1, dtype=np.float64), self._area_cols[1])
+
+
+def _area_at_nodes(yc, xc, ys, xs, bad) -> np.ndarray:
+    """``|det d(src)/d(dst)|`` at the coarse nodes, from the exact source positions there
+    (second-order differences; nodes the projection cannot reach take the median, their
+    pixels being outside the source anyway)."""
+    dys_dy, dys_dx = np.gradient(ys, yc, xc)
+    dxs_dy, dxs_dx = np.gradient(xs, yc, xc)
+    det = np.abs(dys_dy * dxs_dx - dys_dx * dxs_dy)
+    spoiled = ndimage.binary_dilation(bad, iterations=1) | ~np.isfinite(det)
+    if spoiled.all():
+        return np.ones_like(det)
+    det[spoiled] = np.median(det[~spoiled])
+    return det
 
 
 def _median_jacobian(yc, xc, ys, xs, bad) -> np.ndarray | None:
@@ -327,7 +372,7 @@ def integrate_source(clean: np.ndarray, bad: np.ndarray, unc: np.ndarray | None,
 
 
 def _resample_with_bad(data, src_wcs, dst_wcs, dst_shape, *, order, step, fill, mask, unc,
-                       dst_offsets=None):
+                       dst_offsets=None, conserve_flux=False):
     order = _check_order(order)
     data = np.asarray(data)
     if data.ndim != 2:
@@ -365,6 +410,11 @@ def _resample_with_bad(data, src_wcs, dst_wcs, dst_shape, *, order, step, fill, 
         values, sigma, _ = sample_block(coeffs, ys, xs, order=order, src_shape=(sy, sx),
                                         origin=(wy0, wx0), edge_tol=_EDGE_TOL, badmap=badmap,
                                         unc=unc_window)
+        if conserve_flux:
+            area = cmap.area(y0, y1)
+            values *= area
+            if sigma is not None:
+                sigma *= area
         out[y0:y1] = values
         if out_unc is not None:
             out_unc[y0:y1] = sigma
@@ -373,7 +423,7 @@ def _resample_with_bad(data, src_wcs, dst_wcs, dst_shape, *, order, step, fill, 
     out[out_bad] = fill
     if out_unc is not None:
         out_unc[out_bad] = np.nan
-    return out, (out_bad, out_unc, cov)
+    return out, (out_bad, out_unc, cov, cmap)
 
 
 def resample_frame(frame: Frame, dst_wcs: WCS, dst_shape, *, order: int = 3,
@@ -388,7 +438,10 @@ def resample_frame(frame: Frame, dst_wcs: WCS, dst_shape, *, order: int = 3,
     are neglected, which is right for sums over a few pixels and conservative per pixel. The PSF
     is transformed by the local Jacobian of the mapping at the source image centre (a rotation
     and/or flip for grids of equal scale), keeping its sum, after the blur the data were given.
-    ``meta`` is copied.
+    Data and uncertainty are multiplied by the area of each destination pixel in source pixels
+    (:meth:`CoarsePixelMap.area`), so that sources keep their fluxes and ``meta["zptmag"]``
+    holds; ``meta`` is copied, with its per-pixel levels ``saturation`` and ``gain`` (units per
+    electron) scaled alike at the grid's centre.
 
     Parameters
     ----------
@@ -412,13 +465,20 @@ def resample_frame(frame: Frame, dst_wcs: WCS, dst_shape, *, order: int = 3,
     """
     if not isinstance(frame, Frame):
         raise ValueError(f"frame must be a Frame, got {type(frame).__name__}")
-    data, (bad, unc, cov) = _resample_with_bad(
+    data, (bad, unc, cov, cmap) = _resample_with_bad(
         frame.data, frame.wcs, dst_wcs, dst_shape, order=order, step=step, fill=np.nan,
-        mask=frame.mask, unc=frame.unc, dst_offsets=dst_offsets)
+        mask=frame.mask, unc=frame.unc, dst_offsets=dst_offsets, conserve_flux=True)
     psf = None
     if frame.psf is not None:
         sy, sx = frame.shape
         jac = local_jacobian(frame.wcs, dst_wcs, ((sy - 1) / 2, (sx - 1) / 2))
         psf = transform_psf(frame.psf if cov is None else integrate(frame.psf, cov), jac)
-    return Frame(data=data, wcs=dst_wcs.deepcopy(), psf=psf, unc=unc, mask=bad,
-                 meta=dict(frame.meta))
+    meta = dict(frame.meta)
+    # per-pixel levels follow the pixels' scaling (see the module's text)
+    cy, cx = (s // 2 for s in cmap.shape)
+    area = float(cmap.area(cy, cy + 1, cx, cx + 1)[0, 0])
+    if meta.get("saturation") is not None:
+        meta["saturation"] = float(meta["saturation"]) * area
+    if meta.get("gain"):
+        meta["gain"] = float(meta["gain"]) / area
+    return Frame(data=data, wcs=dst_wcs.deepcopy(), psf=psf, unc=unc, mask=bad, meta=meta)
