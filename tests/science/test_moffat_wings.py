@@ -34,6 +34,23 @@ def test_an_elliptical_moffat_is_fitted_back():
     assert shifted[10, 11] > shifted[10, 9] and shifted[9, 10] > shifted[11, 10]
 
 
+def test_a_noisy_stack_of_few_stars_keeps_its_wings():
+    # the median of three noisy stars: weights taken from the noisy stack would favour the
+    # pixels its noise pushed low and fit the wings too faint
+    true = _moffat(41, 4.2, 2.5)
+    rng = np.random.default_rng(3)
+    betas, outer = [], []
+    r = np.hypot(*(np.indices(true.shape) - 20))
+    for _ in range(6):
+        stamps = [true * f + rng.normal(0.0, 8.0, true.shape) for f in (2e4, 3e4, 5e4)]
+        stack = np.median([s / s.sum() for s in stamps], axis=0)
+        model, params = fit_moffat(stack)
+        betas.append(params[6])
+        outer.append(model[r > 10].sum() / true[r > 10].sum())
+    assert np.mean(betas) == pytest.approx(2.5, rel=0.1)
+    assert np.mean(outer) == pytest.approx(1.0, abs=0.15)
+
+
 def test_lumpy_wings_are_smoothed_and_the_core_stays():
     true = _moffat(41, 4.5, 2.5)
     # a clean stack is left as it was

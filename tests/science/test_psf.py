@@ -47,6 +47,30 @@ def test_estimate_psf_from_stars_matches_truth():
     assert np.abs(psf - gaussian_psf(3.0, size=25)).max() < 0.1 * psf.max()
 
 
+def test_galaxies_and_cosmic_rays_among_bright_sources_stay_out_of_the_psf():
+    # a high-latitude field: 5 stars (FWHM 3), 7 brighter galaxies (round, FWHM 7) and 3
+    # cosmic rays; a median stack of them all is a galaxy's width
+    from tests.science.diff_fakes import add_star
+
+    rng = np.random.default_rng(6)
+    shape = (320, 320)
+    pos = [(x, y) for x in range(30, 300, 60) for y in range(30, 300, 60)]
+    rng.shuffle(pos)
+    img = rng.normal(0.0, 5.0, shape)
+    for k, (x, y) in enumerate(pos[:15]):
+        x, y = x + rng.uniform(-0.5, 0.5), y + rng.uniform(-0.5, 0.5)
+        if k < 5:
+            add_star(img, x, y, rng.uniform(3e4, 6e4), 3.0)
+        elif k < 12:
+            add_star(img, x, y, rng.uniform(6e4, 1.2e5), 7.0, size=41)
+        else:
+            img[int(y), int(x)] += 2e4
+    frame = make_frame(rng, shape=shape, sigma=0.0, with_psf=False)
+    frame.data[:] = img
+    psf = estimate_psf(frame, size=25)
+    assert fit_psf_fwhm(psf) == pytest.approx(3.0, rel=0.08)
+
+
 def test_estimate_psf_without_stars_raises():
     rng = np.random.default_rng(5)
     frame = make_frame(rng, shape=(128, 128), with_psf=False)

@@ -13,6 +13,15 @@ from rapid.science.background import sep_ready
 from rapid.science.image import Frame
 
 FWHM_PER_SIGMA = 2.0 * np.sqrt(2.0 * np.log(2.0))
+# Half-width, as a factor, of the stellar locus in half-light radius (:func:`stellar_locus`):
+# wide enough for stars' noise and a wide-field camera's PSF changes, narrow enough to leave
+# out most galaxies and every cosmic ray
+LOCUS_WINDOW = 1.25
+# Fewest sources a locus must share, as a fraction of the most shared radius's
+LOCUS_SHARE = 0.5
+# A source whose brightest pixel holds more than this fraction of its light (in a 3-pixel
+# radius) is a cosmic ray or a hot pixel: an undersampled star's holds under half of it
+HOT_PIXEL_FRACTION = 0.7
 
 
 def gaussian_psf(fwhm: float, *, size: int = 25) -> np.ndarray:
@@ -394,10 +403,51 @@ def cut_stamps(stars: PsfStars, idx: np.ndarray, size: int) -> np.ndarray:
     return np.array(stamps).reshape(len(stamps), size, size)
 
 
+def stellar_locus(stars: PsfStars, idx: np.ndarray, rmax: float, *, min_stars: int = 3,
+                  window: float = LOCUS_WINDOW) -> np.ndarray:
+    """Those of the sources ``idx`` (in their order) that lie on the stellar locus: not a hot
+    pixel, and a half-light radius within a factor ``window`` of the stars'.
+
+    A bright, isolated detection is not always a star: galaxies (which outnumber stars at high
+    galactic latitude and can be most of a small image's bright sources) are wider, cosmic
+    rays narrower, and a median stack of a sample half made of them is too wide. A source with
+    most of its light in one pixel is a cosmic ray or a hot pixel, however sharp the PSF. Of
+    the rest, stars are the sharpest, and share one size where galaxies spread over many: the
+    locus is the smallest radius that at least ``min_stars`` sources, and ``LOCUS_SHARE`` as
+    many as share the most shared radius, share within ``window``, moved to the median of
+    those that share it. ``idx`` is returned whole when fewer than ``min_stars`` would be
+    left.
+    """
+    idx = np.asarray(idx)
+    if len(idx) < min_stars:
+        return idx
+    objs = stars.objects
+    r, flag = sep.flux_radius(stars.image, objs["x"][idx], objs["y"][idx],
+                              np.full(len(idx), float(rmax)), 0.5, mask=stars.bad, subpix=5)
+    hot = objs["peak"][idx] > HOT_PIXEL_FRACTION * stars.flux[idx]
+    ok = (flag == 0) & np.isfinite(r) & (r > 0) & ~hot
+    if ok.sum() < min_stars:
+        return idx
+    logr = np.log(np.where(ok, r, 1.0))
+    width = np.log(window)
+    centres = np.sort(logr[ok])
+    votes = np.array([np.sum(np.abs(centres - c) < width) for c in centres])
+    if votes.max() < min_stars:
+        return idx
+    # the smallest radius shared nearly as widely as the most shared one: a few compact
+    # galaxies of one size do not outvote the stars, nor cosmic-ray tracks a field's stars
+    first = centres[np.argmax(votes >= max(min_stars, LOCUS_SHARE * votes.max()))]
+    centre = np.median(logr[ok & (np.abs(logr - first) < width)])
+    keep = ok & (np.abs(logr - centre) < width)
+    return idx[keep] if keep.sum() >= min_stars else idx
+
+
 def star_stamps(stars: PsfStars, size: int, max_stars: int) -> np.ndarray:
-    """Stamps (see :func:`cut_stamps`) of the brightest ``max_stars`` isolated stars whose
-    light sums positive."""
-    stamps = cut_stamps(stars, isolated_stars(stars, size)[:max_stars], size)
+    """Stamps (see :func:`cut_stamps`) of the brightest ``max_stars`` isolated stars on the
+    stellar locus (:func:`stellar_locus`) whose light sums positive."""
+    # the locus from a few times the stars needed: enough to outnumber the galaxies among them
+    idx = stellar_locus(stars, isolated_stars(stars, size)[:4 * max_stars], rmax=size // 2)
+    stamps = cut_stamps(stars, idx[:max_stars], size)
     return stamps[np.isfinite(stamps).all(axis=(1, 2))]
 
 
