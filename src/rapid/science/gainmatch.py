@@ -45,7 +45,9 @@ class GainMatch:
     star_x, star_y, star_dx, star_dy : ndarray
         Science positions and offsets (science minus reference) of the matched stars whose
         ratios survived the clipping, before the offsets' own clipping: what a registration
-        fit needs (:func:`rapid.science.registration.fit_registration`).
+        fit needs (:func:`rapid.science.registration.fit_registration`). Without a measured
+        ratio, those of the stars matched at S/N >= 10 in both images (``_LOCATE_SNR``),
+        whose positions still register the images, with the offsets' statistics below.
     reg_sigma_x, reg_sigma_y : float
         The registration noise of ZOGY, pixels: the part of the offsets' scatter that the
         stars' own centroid noise does not explain
@@ -160,7 +162,8 @@ def gain_match(
     min_snr : float, optional
         Smallest aperture S/N in both images (20).
     min_stars : int, optional
-        Fewest matches for a measured ratio (5); fewer falls back to zero points, else 1.0.
+        Fewest matches for a measured ratio (5); fewer falls back to zero points, else 1
+        (the reference on the science grid keeps its fluxes, so equal units need no more).0.
     clip_sigma : float, optional
         Sigma clipping of ratios and offsets (3.0); the ratio is the inverse-variance
         weighted mean of the surviving ratios.
