@@ -22,6 +22,7 @@ def test_images_without_stars_give_a_difference_and_no_candidates():
     # the user is told that both PSFs and the flux scale are guesses
     notes = difference_cautions(r.meta)
     assert len(notes) == 3 and sum("a Gaussian of FWHM" in n for n in notes) == 2
+    assert notes[2].startswith("0 stars bright enough in both images for a flux ratio")
     assert "flux scale is taken to equal" in notes[2]
 
 

@@ -1,6 +1,6 @@
 """What a user should know about a difference whose inputs left a step to a guess.
 
-A difference always completes; when an image has too few stars to estimate its PSF, or none
+A difference always completes; when an image has too few stars to estimate its PSF, or too few
 match between the two images to measure their flux ratio, a default stands in and the fluxes
 follow from it. :func:`difference_cautions` says so in words, for the command line and the
 job log, from the result's metadata.
@@ -39,10 +39,12 @@ def difference_cautions(meta: Mapping[str, Any]) -> list[str]:
                          f"no PSF file: the {source} image's PSF (FWHM {fwhm:.2f} pixels) stands "
                          "in for it")
     method = meta.get("gainmatch_method")
+    matched = (f"{meta.get('nmatched', 0)} stars bright enough in both images for a flux ratio"
+               " (5 needed)")
     if method == "unity":
-        notes.append("no stars matched between the images and they have no ZPTMAG: the "
-                     "reference's flux scale is taken to equal the science image's")
+        notes.append(f"{matched} and no ZPTMAG: the reference's flux scale is taken to equal "
+                     "the science image's")
     elif method == "zptmag":
-        notes.append("no stars matched between the images: the reference's flux scale comes "
-                     "from the two ZPTMAG keywords")
+        notes.append(f"{matched}: the reference's flux scale comes from the two ZPTMAG "
+                     "keywords")
     return notes
