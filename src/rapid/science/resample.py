@@ -214,10 +214,11 @@ class CoarsePixelMap:
 
 def _area_at_nodes(yc, xc, ys, xs, bad) -> np.ndarray:
     """``|det d(src)/d(dst)|`` at the coarse nodes, from the exact source positions there
-    (second-order differences; nodes the projection cannot reach take the median, their
-    pixels being outside the source anyway)."""
-    dys_dy, dys_dx = np.gradient(ys, yc, xc)
-    dxs_dy, dxs_dx = np.gradient(xs, yc, xc)
+    (second-order differences where the grid has three nodes a side; nodes the projection
+    cannot reach take the median, their pixels being outside the source anyway)."""
+    edge = 2 if min(len(yc), len(xc)) >= 3 else 1
+    dys_dy, dys_dx = np.gradient(ys, yc, xc, edge_order=edge)
+    dxs_dy, dxs_dx = np.gradient(xs, yc, xc, edge_order=edge)
     det = np.abs(dys_dy * dxs_dx - dys_dx * dxs_dy)
     spoiled = ndimage.binary_dilation(bad, iterations=1) | ~np.isfinite(det)
     if spoiled.all():
@@ -440,8 +441,8 @@ def resample_frame(frame: Frame, dst_wcs: WCS, dst_shape, *, order: int = 3,
     and/or flip for grids of equal scale), keeping its sum, after the blur the data were given.
     Data and uncertainty are multiplied by the area of each destination pixel in source pixels
     (:meth:`CoarsePixelMap.area`), so that sources keep their fluxes and ``meta["zptmag"]``
-    holds; ``meta`` is copied, with its per-pixel levels ``saturation`` and ``gain`` (units per
-    electron) scaled alike at the grid's centre.
+    holds; ``meta`` is copied, with its per-pixel levels ``saturation`` and ``gain`` (electrons
+    per unit) scaled alike, by the area at the grid's centre.
 
     Parameters
     ----------
