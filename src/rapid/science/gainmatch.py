@@ -255,6 +255,6 @@ def gain_match(
     if not fit.ok:
         return fallback(int(fit.used.sum()))
     use = fit.used
-    base = GainMatch(fit.mean, fit.error, 0.0, 0.0, 0.0, 0.0, int(use.sum()), "stars")
-    return replace(base, **offsets(si[use], sj[use], fit.mean))
+    return GainMatch(flux_ratio=fit.mean, flux_ratio_err=fit.error, nmatched=int(use.sum()),
+                     **offsets(si[use], sj[use], fit.mean))
 

@@ -66,30 +66,37 @@ def fit_moffat(psf: np.ndarray, fwhm: float | None = None,
     fwhm = fit_psf_fwhm(p) if fwhm is None else fwhm
     beta0 = 3.0
     alpha = fwhm / (2 * np.sqrt(2 ** (1 / beta0) - 1))
-    params = [p.max(), 0.0, 0.0, -2 * np.log(alpha), -2 * np.log(alpha), 0.0, beta0]
+    start = [p.max(), 0.0, 0.0, -2 * np.log(alpha), -2 * np.log(alpha), 0.0, beta0]
+
+    def weight_of(profile):
+        return 1.0 / np.sqrt(np.clip(profile, FLOOR * profile.max(), None))
+
+    def fitted(params, weight, **loss):
+        try:
+            fit = optimize.least_squares(
+                lambda q: ((moffat_stamp(q, size) - p) * weight).ravel(), params,
+                bounds=([0, -2, -2, -12, -12, -5, 1.2], [np.inf, 2, 2, 5, 5, 5, 20]), **loss)
+        except (ValueError, FloatingPointError):
+            return None
+        model = moffat_stamp(fit.x, size)
+        return (model, fit.x) if fit.success and np.isfinite(model.sum()) and model.sum() > 0 \
+            else None
+
     # Weights from the stack itself favour the pixels its noise pushed low: with a stack of 3-5
     # stars the wings came out too faint (beta 3.2-3.8 for a true 2.5, 2% of the light moved
     # into the core). The second pass weighs by the first fit's profile instead, with a robust
     # loss on the scale of its residuals, so that a neighbour's lump, which the first pass's
     # weights played down, does not lift the wings.
-    model, loss, scale = p, "linear", 1.0
-    for _ in range(2):
-        weight = 1.0 / np.sqrt(np.clip(model, FLOOR * model.max(), None))
-        if loss != "linear":
-            resid = np.abs((model - p) * weight)
-            scale = max(1.4826 * float(np.median(resid)), 1e-12)
-        try:
-            fit = optimize.least_squares(
-                lambda q, w=weight: ((moffat_stamp(q, size) - p) * w).ravel(), params,
-                bounds=([0, -2, -2, -12, -12, -5, 1.2], [np.inf, 2, 2, 5, 5, 5, 20]),
-                loss=loss, f_scale=scale)
-        except (ValueError, FloatingPointError):
-            return None
-        model = moffat_stamp(fit.x, size)
-        if not (fit.success and np.isfinite(model.sum()) and model.sum() > 0):
-            return None
-        params, loss = fit.x, "soft_l1"
-    return model / model.sum(), fit.x
+    first = fitted(start, weight_of(p))
+    if first is None:
+        return None
+    weight = weight_of(first[0])
+    scale = max(1.4826 * float(np.median(np.abs((first[0] - p) * weight))), 1e-12)
+    second = fitted(first[1], weight, loss="soft_l1", f_scale=scale)
+    if second is None:
+        return None
+    model, params = second
+    return model / model.sum(), params
 
 
 def with_moffat_wings(psf: np.ndarray, fwhm: float | None = None) -> np.ndarray:

@@ -431,7 +431,7 @@ def stellar_locus(stars: PsfStars, idx: np.ndarray, rmax: float, *, min_stars: i
     logr = np.log(np.where(ok, r, 1.0))
     width = np.log(window)
     centres = np.sort(logr[ok])
-    votes = np.array([np.sum(np.abs(centres - c) < width) for c in centres])
+    votes = (np.abs(centres[:, None] - centres[None, :]) < width).sum(axis=1)
     if votes.max() < min_stars:
         return idx
     # the smallest radius shared nearly as widely as the most shared one: a few compact

@@ -152,11 +152,9 @@ class CoarsePixelMap:
             # A single coarse row/column: interpolate the exact values linearly along it.
             self._splines = None
             self._exact = (ys, xs)
-            if self.src_per_dst is not None:
-                self._area = abs(float(np.linalg.det(self.src_per_dst)))
-            else:  # d(dst)/d(src) at the first source position
-                jac = local_jacobian(src_wcs, dst_wcs, (float(ys.flat[0]), float(xs.flat[0])))
-                self._area = 1.0 / abs(float(np.linalg.det(jac)))
+            # no coarse cell to difference: d(dst)/d(src) at the first source position
+            jac = local_jacobian(src_wcs, dst_wcs, (float(ys.flat[0]), float(xs.flat[0])))
+            self._area = 1.0 / abs(float(np.linalg.det(jac)))
         else:
             self._splines = (GridSpline(self._yc, self._xc, ys), GridSpline(self._yc, self._xc, xs))
             self._area = GridSpline(self._yc, self._xc, _area_at_nodes(self._yc, self._xc,
