@@ -292,3 +292,34 @@ def test_estimated_psf_stamp_spans_eight_fwhm(fwhm, wide):
         assert 8 * fit_psf_fwhm(psf) <= psf.shape[0] <= 9 * fit_psf_fwhm(psf)
     else:
         assert psf.shape[0] == 25  # Roman-like: the configured stamp
+
+
+def test_crowded_field_keeps_the_threshold_at_the_noise():
+    # 700 stars on 256^2 pixels: the registration and flux-noise terms shrink Scorr about
+    # nearly every pixel, which measured over all pixels gave a scatter of 0.81-0.84 and a
+    # threshold near 4.2 sigma of the noise; the scatter of the noise alone is 1
+    rng = np.random.default_rng(57)
+    shape = (256, 256)
+    x, y, f = star_field(rng, shape, 700, flux_range=(500.0, 5e4), edge=5)
+    stars = list(zip(x, y, f))
+    sci = make_frame(rng, shape=shape, fwhm=2.5, sigma=8.0, stars=stars)
+    ref = make_frame(rng, shape=shape, fwhm=3.0, sigma=4.0, stars=stars)
+    r = difference_images(sci, ref)
+    assert r.meta["dxrmsfin"] > 0 and r.meta["flux_noise"] > 0
+    assert 5000 <= r.meta["scorr_noise_pixels"] < 0.8 * shape[0] * shape[1]
+    assert r.meta["scorrstd"] == pytest.approx(1.0, abs=0.05)
+    assert r.meta["detect_threshold"] > 4.75
+    assert len(r.candidates) <= 1
+
+
+def test_too_few_pixels_of_noise_make_the_threshold_absolute():
+    # a 64^2 cutout holds fewer than 5000 pixels: its scatter is reported, not used
+    rng = np.random.default_rng(58)
+    sci = make_frame(rng, shape=(64, 64), sigma=8.0, fwhm=2.5)
+    ref = make_frame(rng, shape=(64, 64), sigma=4.0, fwhm=3.0)
+    r = difference_images(sci, ref)
+    m = r.meta
+    assert m["scorr_noise_pixels"] < 5000 and np.isfinite(m["scorrstd"])
+    assert m["scorrstd"] != pytest.approx(1.0, abs=1e-3)
+    level = max(5.0, m["false_alarm_threshold"])
+    assert (m["detect_threshold"] + m["detect_threshold_fading"]) / 2 == pytest.approx(level)

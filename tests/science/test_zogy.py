@@ -109,3 +109,34 @@ def test_astrometric_noise_spares_a_transient_on_empty_sky():
     assert ast.Scorr[at_transient].max() == pytest.approx(plain.Scorr[at_transient].max(),
                                                           rel=0.03)
     assert np.abs(ast.Scorr[at_star]).max() < 0.5 * np.abs(plain.Scorr[at_star]).max()
+
+
+def _robust_std(a):
+    return 1.4826 * np.median(np.abs(a - np.median(a)))
+
+
+def test_noise_only_pixels_keep_the_noise_scatter_in_a_crowded_field():
+    # 300 static stars in 256^2 pixels, slightly misregistered: the registration and
+    # flux-noise terms shrink Scorr about each one, as they should, so a scatter measured
+    # over all pixels says less than the noise's; over the pixels of noise alone it is 1
+    rng = np.random.default_rng(30)
+    shape = (256, 256)
+    N = rng.normal(0, 5.0, shape)
+    R = rng.normal(0, 3.0, shape)
+    x, y = rng.uniform(5, 251, (2, 300))
+    flux = np.exp(rng.uniform(np.log(300.0), np.log(3e4), 300))
+    for xi, yi, fi in zip(x, y, flux):
+        add_star(N, xi, yi, fi, 2.5)
+        add_star(R, xi + 0.05, yi, fi, 3.0)
+    z = zogy(N, R, gaussian_psf(2.5), gaussian_psf(3.0), sigma_n=5.0, sigma_r=3.0,
+             sigma_x=0.1, sigma_y=0.1, flux_noise=0.05)
+    assert z.noise_only is not None and z.noise_only.dtype == bool
+    assert 0.1 < z.noise_only.mean() < 0.8
+    bright = flux > 1e4
+    centres = z.noise_only[np.round(y[bright]).astype(int), np.round(x[bright]).astype(int)]
+    assert not centres.any()
+    assert _robust_std(z.Scorr) < 0.93
+    assert _robust_std(z.Scorr[z.noise_only]) == pytest.approx(1.0, abs=0.05)
+    # without either term every pixel is noise alone
+    plain = zogy(N, R, gaussian_psf(2.5), gaussian_psf(3.0), sigma_n=5.0, sigma_r=3.0)
+    assert plain.noise_only is None

@@ -53,6 +53,9 @@ from rapid.science.zogy_cells import zogy_cells
 
 # Largest move of the detection thresholds, in sigma, that the skewness correction may make
 MAX_SKEW_SHIFT = 0.5
+# Fewest pixels of noise alone that measure Scorr's scatter for a relative threshold: Scorr is
+# correlated over a PSF, so this many give its robust std to a few per cent
+MIN_NOISE_PIXELS = 5000
 # Stars an aperture correction is measured on, shared among the PSF cells
 MAX_APCORR_STARS = 60
 # Reach of a bright difference source's side lobes, in FWHM of D's PSF (Roman: ~6 pixels)
@@ -81,7 +84,9 @@ class DifferenceResult:
         Measured candidates (see :func:`rapid.science.photometry.measure_candidates`).
     meta : dict
         scalefacref, scalefacref_err, gainmatch_method, dxrmsfin, dyrmsfin, dxmedianfin,
-        dymedianfin, nmatched, scorrstd, ncandidates, npositive, nnegative, fd, sci_bkg_rms,
+        dymedianfin, nmatched, scorrstd (robust std of Scorr where it is noise alone),
+        scorr_noise_pixels (how many pixels that is; below 5000 the threshold is absolute),
+        ncandidates, npositive, nnegative, fd, sci_bkg_rms,
         ref_bkg_rms, sci_fwhm, ref_fwhm, diff_fwhm, sci_psf_source, ref_psf_source ("frame":
         given with the image; "estimated" from its stars; with too few stars, the other
         image's, "reference" or "science", else "fallback", a Gaussian), nmasked,
@@ -598,9 +603,15 @@ def difference_images(sci: Frame, ref: Frame, *,
         streaks = find_streaks(scorr, mask, fwhm=diff_fwhm) if dc.streaks else []
         # a streak's band is not noise: left out of the scatter that sets the threshold
         quiet = ~mask & ~streak_mask(streaks, mask.shape) if streaks else ~mask
+        if zr.noise_only is not None:
+            quiet &= zr.noise_only
+        nquiet = int(quiet.sum())
         scorrstd = _robust_std(scorr[quiet])
         del quiet
-        unit = scorrstd if dc.relative and np.isfinite(scorrstd) and scorrstd > 0 else 1.0
+        # Too few pixels of noise alone (a crowded field, a small cutout): the variance maps
+        # are trusted rather than a scatter that the static sources' terms pull down
+        relative = dc.relative and nquiet >= MIN_NOISE_PIXELS
+        unit = scorrstd if relative and np.isfinite(scorrstd) and scorrstd > 0 else 1.0
         level = dc.threshold
         fa_level = float("nan")
         if dc.false_alarm_rate > 0:
@@ -713,7 +724,8 @@ def difference_images(sci: Frame, ref: Frame, *,
         "nnegative": len(table) - npos, "fd": zr.Fd, "sci_bkg_rms": sigma_n,
         "ref_bkg_rms": sigma_r, "sci_fwhm": fwhm_n, "ref_fwhm": fwhm_r,
         "diff_fwhm": diff_fwhm, "sci_psf_source": src_n, "ref_psf_source": src_r,
-        "nmasked": int(mask.sum()), "detect_threshold": float(thresh),
+        "nmasked": int(mask.sum()), "scorr_noise_pixels": nquiet,
+        "detect_threshold": float(thresh),
         "detect_threshold_fading": float(thresh_fading), "scorr_skew": zr.skew,
         "false_alarm_threshold": fa_level, "nartifacts": int(artifact.sum()),
         "ncosmic": ncosmic, "ncosmic_ref": ncosmic_ref, "nresidual": nresidual,

@@ -35,8 +35,8 @@ class CellZogy:
     Attributes
     ----------
     whole : ZogyResult
-        D, D_var, S, Scorr, Scorr_hi, Scorr_lo of the whole image; its Pd and kernels are the
-        central cell's, its skew the median cell's.
+        D, D_var, S, Scorr, Scorr_hi, Scorr_lo and noise_only of the whole image; its Pd and
+        kernels are the central cell's, its skew the median cell's.
     cells : list of CellKernels
         Each cell's, in the grid's order.
     grid : CellGrid
@@ -83,7 +83,7 @@ def zogy_cells(N: np.ndarray, R: np.ndarray, grid: CellGrid, psfs_n: Sequence[np
     if margin is None:
         margin = max(max(p.shape) for p in (*psfs_n, *psfs_r))
     ny, nx = N.shape
-    images = ("D", "D_var", "S", "Scorr", "Scorr_hi", "Scorr_lo")
+    images = ("D", "D_var", "S", "Scorr", "Scorr_hi", "Scorr_lo", "noise_only")
     out: dict[str, np.ndarray] = {}
     cells: list[CellKernels] = []
     skews = []
@@ -99,6 +99,8 @@ def zogy_cells(N: np.ndarray, R: np.ndarray, grid: CellGrid, psfs_n: Sequence[np
             part = getattr(r, name)
             if name in ("Scorr_hi", "Scorr_lo") and part is r.Scorr:
                 continue  # no phases: the extremes are Scorr itself
+            if part is None:
+                continue  # no flux-noise or registration term: every pixel is noise only
             if name not in out:
                 out[name] = np.zeros((ny, nx), dtype=part.dtype)
             out[name][y0:y1, x0:x1] = part[inner]
@@ -111,5 +113,6 @@ def zogy_cells(N: np.ndarray, R: np.ndarray, grid: CellGrid, psfs_n: Sequence[np
     whole = ZogyResult(D=out["D"], Pd=central.Pd, S=out["S"], Scorr=out["Scorr"], Fd=Fd,
                        D_var=out["D_var"], Fn=Fn, Fr=Fr, kernel_n=central.kernel_n,
                        kernel_r=central.kernel_r, Scorr_hi=out.get("Scorr_hi"),
-                       Scorr_lo=out.get("Scorr_lo"), skew=float(np.median(skews)))
+                       Scorr_lo=out.get("Scorr_lo"), skew=float(np.median(skews)),
+                       noise_only=out.get("noise_only"))
     return CellZogy(whole=whole, cells=cells, grid=grid)
