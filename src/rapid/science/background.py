@@ -9,6 +9,7 @@ import numpy as np
 import sep
 from scipy import ndimage
 
+from rapid.science.extraction import extract
 from rapid.science.image import Frame
 from rapid.science.local_linear_sky import edge_correction, local_linear_level
 
@@ -35,7 +36,7 @@ def source_mask(data: np.ndarray, rms: np.ndarray | float, bad: np.ndarray,
     arr = sep_ready(data, bad)
     err = np.ascontiguousarray(rms, dtype=np.float32) if np.ndim(rms) else float(rms)
     try:
-        _, seg = sep.extract(arr, thresh, err=err, mask=bad, minarea=5, segmentation_map=True)
+        _, seg = extract(arr, thresh, err=err, mask=bad, minarea=5, segmentation_map=True)
     except Exception:
         return np.zeros(arr.shape, dtype=bool)
     return ndimage.binary_dilation(seg > 0, iterations=2)

@@ -7,6 +7,7 @@ import sep
 from astropy.table import Table, vstack
 
 from rapid.science.background import sep_ready
+from rapid.science.extraction import extract
 
 CANDIDATE_COLUMNS = ("x", "y", "xpeak", "ypeak", "scorr_peak", "sign", "npix")
 
@@ -17,15 +18,8 @@ def _empty() -> Table:
 
 
 def _extract(img, mask, threshold, minarea, nthresh, cont):
-    try:
-        return sep.extract(img, threshold, mask=mask, minarea=minarea, filter_kernel=None,
-                           deblend_nthresh=nthresh, deblend_cont=cont, clean=False)
-    except Exception:
-        # sep overflows its pixel stack on huge connected areas; raise the limit once
-        sep.set_extract_pixstack(max(sep.get_extract_pixstack(), img.size))
-        sep.set_sub_object_limit(max(sep.get_sub_object_limit(), 4096))
-        return sep.extract(img, threshold, mask=mask, minarea=minarea, filter_kernel=None,
-                           deblend_nthresh=nthresh, deblend_cont=cont, clean=False)
+    return extract(img, threshold, mask=mask, minarea=minarea, filter_kernel=None,
+                   deblend_nthresh=nthresh, deblend_cont=cont, clean=False)
 
 
 def _brightest_near(img: np.ndarray, bad: np.ndarray, xp: np.ndarray, yp: np.ndarray, *,

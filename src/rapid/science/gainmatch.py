@@ -11,6 +11,7 @@ from scipy.spatial import cKDTree
 
 from rapid.science.background import sep_ready
 from rapid.science.clipped_mean import clipped_weighted_mean
+from rapid.science.extraction import extract
 from rapid.science.image import Frame
 from rapid.science.psf import fit_psf_fwhm
 from rapid.science.registration import common_offset, registration_noise
@@ -103,7 +104,7 @@ def _catalog(frame: Frame, rms: np.ndarray | float, thresh: float, radius: float
     arr = sep_ready(frame.data, bad)
     err = np.ascontiguousarray(rms, dtype=np.float32) if np.ndim(rms) else float(rms)
     try:
-        objs = sep.extract(arr, thresh, err=err, mask=bad, minarea=5)
+        objs = extract(arr, thresh, err=err, mask=bad, minarea=5)
     except Exception:  # too many pixels / objects: treat as no usable stars
         return None
     if len(objs) == 0:

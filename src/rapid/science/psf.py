@@ -10,6 +10,7 @@ from scipy import ndimage, optimize
 from scipy.spatial import cKDTree
 
 from rapid.science.background import sep_ready
+from rapid.science.extraction import extract
 from rapid.science.image import Frame
 
 FWHM_PER_SIGMA = 2.0 * np.sqrt(2.0 * np.log(2.0))
@@ -287,7 +288,7 @@ def find_psf_stars(frame: Frame, *, min_snr: float = 50.0,
     if not rms > 0:
         raise ValueError("frame has no noise estimate (empty or constant)")
     try:
-        objs = sep.extract(arr, 5.0, err=rms, mask=bad, minarea=5)
+        objs = extract(arr, 5.0, err=rms, mask=bad, minarea=5)
     except Exception as exc:
         raise ValueError(f"source extraction failed: {exc}") from exc
     if len(objs) == 0:

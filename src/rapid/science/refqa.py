@@ -8,6 +8,8 @@ from astropy.stats import sigma_clip
 from astropy.table import Table
 from astropy.wcs import WCS
 
+from rapid.science.extraction import extract
+
 __all__ = ["extract_sources", "source_table", "image_stats", "fwhm_stats"]
 
 # Aperture radius (pixels) of the catalog fluxes: ~2.5 FWHM of Roman's 1.2-1.5 px PSF.
@@ -57,9 +59,7 @@ def extract_sources(data: np.ndarray, unc: np.ndarray | None, mask: np.ndarray |
         fill = float(np.median(unc[~bad]))
         err = np.ascontiguousarray(np.where(bad, fill, unc), dtype=np.float32)
     img[bad] = 0.0
-    sep.set_extract_pixstack(max(300_000, img.size // 4))
-    sep.set_sub_object_limit(4096)
-    objects = sep.extract(img, thresh, err=err, mask=bad, minarea=minarea)
+    objects = extract(img, thresh, err=err, mask=bad, minarea=minarea)
     return objects, img, err, bad
 
 
