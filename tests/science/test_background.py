@@ -2,8 +2,9 @@ import numpy as np
 import pytest
 from tests.science.diff_fakes import add_star, make_frame, tan_wcs
 
-from rapid.science.background import match_level, subtract_background
+from rapid.science.background import match_level, psf_matched_difference, subtract_background
 from rapid.science.image import Frame
+from rapid.science.psf import gaussian_psf
 
 
 def test_removes_smooth_gradient_and_reports_noise():
@@ -64,10 +65,46 @@ def test_match_level_puts_the_science_background_on_the_reference_s():
     before = float(np.nanmean(sci_b.data - ratio * ref_b.data))
     # the shallow image's background took in more of the faint stars' light
     assert before < -0.5
-    matched, level = match_level(sci_b, ref_b, ratio, bad, sci_rms, ref_rms, scale=32.0)
+    psf = gaussian_psf(2.5, size=15)
+    matched, level = match_level(sci_b, ref_b, ratio, bad, psf, psf, scale=32.0)
     after = float(np.nanmean(matched.data - ratio * ref_b.data))
     assert abs(after) < 0.1
     assert level.dtype == np.float32 and float(np.mean(level)) == pytest.approx(before, abs=0.1)
     assert np.isnan(matched.data[bad]).all() and matched is not sci_b
     with pytest.raises(ValueError, match="grid"):
-        match_level(sci_b, ref_b, ratio, bad[1:], sci_rms, ref_rms)
+        match_level(sci_b, ref_b, ratio, bad[1:], psf, psf)
+
+
+def test_match_level_holds_in_a_crowded_field_of_two_psfs():
+    # a star per 40 pixels: no pixel of either image is free of starlight, and the broad
+    # science PSF puts more of it between the stars than the sharp reference's; the level the
+    # two background estimates disagree by is found on the images brought to one PSF
+    shape, ratio = (256, 256), 2.0
+    rng = np.random.default_rng(4)
+    n = 1600
+    x, y = rng.uniform(-10, shape[1] + 10, n), rng.uniform(-10, shape[0] + 10, n)
+    f = np.exp(rng.uniform(np.log(300.0), np.log(3e4), n))
+    broad, sharp = np.zeros(shape), np.zeros(shape)
+    for xi, yi, fi in zip(x, y, f):
+        add_star(broad, xi, yi, fi, 4.5, size=31)
+        add_star(sharp, xi, yi, fi, 2.5, size=31)
+
+    def frame(data):
+        return Frame(data=data.astype(np.float32), wcs=tan_wcs(shape))
+
+    sci = frame(ratio * broad + 300.0 + rng.normal(0, 5.0, shape))
+    ref = frame(sharp + rng.normal(0, 1.0, shape))
+    (sci_b, _), (ref_b, _) = subtract_background(sci), subtract_background(ref)
+    bad = np.zeros(shape, dtype=bool)
+    psf_n, psf_r = gaussian_psf(4.5, size=31), gaussian_psf(2.5, size=31)
+    inner = np.s_[40:-40, 40:-40]
+
+    def offset(s):
+        return float(np.median(psf_matched_difference(s.data, ref_b.data, ratio, bad, psf_n,
+                                                      psf_r)[inner]))
+
+    assert abs(offset(sci_b)) > 3.0  # the science sky, 300, is known to no better than this
+    matched, level = match_level(sci_b, ref_b, ratio, bad, psf_n, psf_r, scale=32.0)
+    assert abs(offset(matched)) < 0.3
+    # the sky truly left in the science frame: its stars' light, less what it should hold
+    assert float(np.median((matched.data - ratio * broad)[inner])) == pytest.approx(0.0, abs=0.6)

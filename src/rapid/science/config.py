@@ -28,8 +28,9 @@ class BackgroundConfig:
         Detection threshold for that source mask, in background sigma (3.0).
     level_scale : float
         Gaussian kernel in pixels (128, sigma) of the local linear fit by which the science
-        background's level is matched to the reference's, away from the sources of either
-        (:func:`rapid.science.background.match_level`); 0 keeps each image's own estimate.
+        background's level is matched to the reference's, on the two images brought to one
+        PSF (:func:`rapid.science.background.match_level`); 0 keeps each image's own
+        estimate.
     """
 
     box: int = 64

@@ -440,14 +440,14 @@ def difference_images(sci: Frame, ref: Frame, *,
 
     bc = cfg.background
 
-    def background(frame: Frame) -> tuple[Frame, np.ndarray, np.ndarray | None]:
+    def background(frame: Frame) -> tuple[Frame, np.ndarray]:
         b = estimate_background(frame, box=bc.box, filter_size=bc.filter_size,
                                 mask_sources=bc.mask_sources, source_thresh=bc.source_thresh)
-        return b.frame, b.rms, b.sources
+        return b.frame, b.rms
 
     with timed("background"):
-        sci_b, sci_rms, sci_src = background(sci)
-        ref_b, ref_rms, ref_src = background(ref_rs)
+        sci_b, sci_rms = background(sci)
+        ref_b, ref_rms = background(ref_rs)
 
     with timed("variance"):
         var_n = _variance(sci_b, sci_rms)
@@ -485,7 +485,7 @@ def difference_images(sci: Frame, ref: Frame, *,
                 registration = fit
                 ref_rs = _reference_on_science_grid(sci, ref, cfg, dst_offsets=fit.offsets)
                 bad = _common_bad(sci, ref_rs, cfg)
-                ref_b, ref_rms, ref_src = background(ref_rs)
+                ref_b, ref_rms = background(ref_rs)
                 var_r = _variance(ref_b, ref_rms)
                 psf_r, _, src_r, stars_r = _psf_for(ref_b, cfg.psf, var_r)
                 psf_r, _, src_r = _stand_in(psf_r, None, src_r, psf_n, src_n, "science")
@@ -524,11 +524,8 @@ def difference_images(sci: Frame, ref: Frame, *,
         ref_b, ncosmic_ref, bad = without(ref_b, cr_r), int(cr_r.sum()), bad | cr_r
     if bc.level_scale > 0:
         with timed("background"):
-            sources = (sci_src | ref_src) if sci_src is not None and ref_src is not None \
-                else None
-            sci_b, _ = match_level(sci_b, ref_b, gm.flux_ratio, bad, sci_rms, ref_rms,
-                                   scale=bc.level_scale, source_thresh=bc.source_thresh,
-                                   sources=sources)
+            sci_b, _ = match_level(sci_b, ref_b, gm.flux_ratio, bad, psf_n, psf_r,
+                                   scale=bc.level_scale)
     var_n[bad] = 0.0
     var_r[bad] = 0.0
     pcfg = cfg.psf
