@@ -158,7 +158,7 @@ def match_level(
     sources too faint to be masked raises a background, and a deeper image masks more of it,
     a sharper one less of its sources' wings: the two estimates disagree by a level that the
     difference image keeps (on a simulated crowded ground-based pair, 0.03 sigma per pixel:
-    0.25 sigma in Scorr, and fluxes 2% low; where a ground-based field holds a star per 90
+    0.25 sigma in Scorr, and fluxes 2% low; where a ground-based field holds a star per 105
     pixels, a level that made Scorr negative between all the stars and left 80 fading
     candidates). That level is measured where the difference holds nothing else: on the two
     images brought to one PSF (:func:`psf_matched_difference`), where every static source
@@ -193,8 +193,7 @@ def match_level(
                          "must share a grid")
     # a bad pixel, counted as 0, reaches half a stamp into the convolved images
     reach = max(max(psf_sci.shape), max(psf_ref.shape)) // 2
-    skip = ndimage.binary_dilation(bad, np.ones((2 * reach + 1,) * 2, dtype=bool)) \
-        if bad.any() else bad
+    skip = ndimage.maximum_filter(bad, size=2 * reach + 1) if bad.any() else bad
     level = None if skip.mean() > 0.9 else local_linear_level(
         psf_matched_difference(sci.data, ref.data, ratio, bad, psf_sci, psf_ref), skip, scale)
     if level is None:

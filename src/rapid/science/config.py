@@ -133,7 +133,7 @@ class GainMatchConfig:
         Aperture radius in pixels; None uses 2 x the larger PSF FWHM (at least 3 px). Aperture
         fluxes give each star's S/N; the ratio comes from the two images brought to one PSF
         (each convolved with the other's), where a star's neighbours cancel: in ground-based
-        fields of a star per 90 and per 50 pixels, aperture fluxes of the unblended stars gave
+        fields of a star per 105 and per 63 pixels, aperture fluxes of the unblended stars gave
         ratios 4% and 11% low, and 80 and 360 fading false candidates. Without PSFs the ratio
         comes from aperture fluxes corrected with each image's PSF.
     saturation_fraction : float
