@@ -3,9 +3,11 @@
 sep holds the pixels of the objects it is building in a stack of fixed size (300,000 by
 default) and splits a blend into at most 1024 sub-objects. A crowded field (a Galactic bulge, a
 cluster, 25,000 stars on a 1024x1024 image) or a large bright region overflows them, and sep
-gives up on the whole image. Every extraction goes through :func:`extract`, which then retries
-once with a stack for every pixel of the image: sep allocates it on demand, so an image that
-does not need it costs nothing.
+gives up on the whole image. Every extraction goes through :func:`extract`, which starts with a
+stack for a quarter of the image's pixels and, should that overflow, retries once with one for
+every pixel: sep reserves the stack as address space and touches only what it uses, so an
+image that does not need it costs nothing, and an overflow, which wastes a whole pass, stays
+rare.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ def extract(data: np.ndarray, thresh: float, **kwargs):
         sep's own, for anything but an overflow, or an overflow that the larger buffers did
         not cure.
     """
+    sep.set_extract_pixstack(max(sep.get_extract_pixstack(), int(data.size) // 4))
     try:
         return sep.extract(data, thresh, **kwargs)
     except Exception as exc:
