@@ -129,23 +129,29 @@ def psf_matched_difference(sci: np.ndarray, ref: np.ndarray, ratio: float, bad: 
                            psf_sci: np.ndarray, psf_ref: np.ndarray) -> np.ndarray:
     """``sci (x) psf_ref - ratio * ref (x) psf_sci``: both images brought to one PSF, so that
     every static source cancels whatever the two PSFs, and what is left is noise, the
-    changes, and the difference of the two backgrounds. Bad pixels count as 0; float32."""
+    changes, and the difference of the two backgrounds. Bad pixels count as 0; float32. The
+    convolutions are circular on the image's fast FFT size (4088 -> 4096), as ZOGY's are: the
+    pixels within half a PSF stamp of the border also see the opposite border's."""
     from rapid.science.psf import pad_psf  # psf builds on this module's sep_ready
 
     ny, nx = sci.shape
-    reach = max(max(psf_sci.shape), max(psf_ref.shape))
-    shape = (scipy.fft.next_fast_len(ny + reach, real=True),
-             scipy.fft.next_fast_len(nx + reach, real=True))
+    shape = (scipy.fft.next_fast_len(ny, real=True), scipy.fft.next_fast_len(nx, real=True))
 
-    def spectrum(a):
-        return scipy.fft.rfft2(np.asarray(a, dtype=np.float32), shape)
+    def spectrum(image):
+        return scipy.fft.rfft2(np.where(bad, np.float32(0.0), image).astype(np.float32,
+                                                                            copy=False), shape)
 
-    n = np.where(bad, np.float32(0.0), sci).astype(np.float32)
-    r = np.where(bad, np.float32(0.0), ref).astype(np.float32)
-    hat = (spectrum(n) * spectrum(pad_psf(psf_ref, shape))
-           - np.float32(ratio) * spectrum(r) * spectrum(pad_psf(psf_sci, shape)))
-    del n, r
-    return np.ascontiguousarray(scipy.fft.irfft2(hat, shape)[:ny, :nx], dtype=np.float32)
+    def psf_spectrum(psf):
+        return scipy.fft.rfft2(pad_psf(psf, shape, np.float32), shape)
+
+    hat = spectrum(sci)
+    hat *= psf_spectrum(psf_ref)
+    other = spectrum(ref)
+    other *= psf_spectrum(psf_sci)
+    other *= np.float32(ratio)
+    hat -= other
+    del other
+    return np.ascontiguousarray(scipy.fft.irfft2(hat, shape)[:ny, :nx])
 
 
 def match_level(
@@ -184,16 +190,20 @@ def match_level(
     -------
     frame : Frame
         ``sci`` with the level subtracted (bad pixels stay NaN); unchanged when fewer than a
-        tenth of the pixels lie more than a PSF stamp's half-width from a bad one.
+        tenth of the pixels lie more than a PSF stamp's half-width from a bad one and from
+        the border.
     level : ndarray
         float32 map of what was subtracted, in science units (zeros when nothing was).
     """
     if sci.shape != ref.shape or bad.shape != sci.shape:
         raise ValueError(f"science {sci.shape}, reference {ref.shape} and mask {bad.shape} "
                          "must share a grid")
-    # a bad pixel, counted as 0, reaches half a stamp into the convolved images
+    # a bad pixel, counted as 0, reaches half a stamp into the convolved images, and so does
+    # the opposite border
     reach = max(max(psf_sci.shape), max(psf_ref.shape)) // 2
-    skip = ndimage.maximum_filter(bad, size=2 * reach + 1) if bad.any() else bad
+    skip = ndimage.maximum_filter(bad, size=2 * reach + 1) if bad.any() else bad.copy()
+    skip[:reach] = skip[-reach:] = True
+    skip[:, :reach] = skip[:, -reach:] = True
     level = None if skip.mean() > 0.9 else local_linear_level(
         psf_matched_difference(sci.data, ref.data, ratio, bad, psf_sci, psf_ref), skip, scale)
     if level is None:

@@ -172,7 +172,7 @@ def _psf_matched_ratios(sci: Frame, ref: Frame, sci_rms, ref_rms, xy: np.ndarray
         weights = fftconvolve(w, p[::-1, ::-1] / p.sum(), mode="full")
         half = weights.shape[0] // 2
         bad = frame.bad()
-        var = np.broadcast_to(np.asarray(rms, dtype=np.float64) ** 2, frame.shape)
+        rms = np.broadcast_to(np.asarray(rms, dtype=np.float32), frame.shape)
         ny, nx = frame.shape
         total = np.full(len(xy), np.nan)
         spread = np.full(len(xy), np.nan)
@@ -184,7 +184,7 @@ def _psf_matched_ratios(sci: Frame, ref: Frame, sci_rms, ref_rms, xy: np.ndarray
             if bad[win].any():
                 continue
             total[k] = float(np.sum(weights * frame.data[win]))
-            spread[k] = float(np.sum(weights**2 * var[win]))
+            spread[k] = float(np.sum((weights * rms[win]) ** 2))
         sums.append((total, spread))
     (sn, vn), (sr, vr) = sums
     good = np.isfinite(sn) & np.isfinite(sr) & (sn > 0) & (sr > 0) & (vn > 0) & (vr > 0)

@@ -178,7 +178,7 @@ def recentre_psf(psf: np.ndarray) -> np.ndarray:
     return psf
 
 
-def pad_psf(psf: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+def pad_psf(psf: np.ndarray, shape: tuple[int, int], dtype=np.float64) -> np.ndarray:
     """Place a centred odd-sized stamp into an array of ``shape`` with its centre at [0, 0].
 
     This is the layout an FFT convolution needs: the PSF centre at the origin, wrapped.
@@ -189,19 +189,24 @@ def pad_psf(psf: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
         Odd-sized stamp; cropped when larger than ``shape``.
     shape : tuple of int
         Output shape.
+    dtype : numpy dtype, optional
+        Of the output (float64).
 
     Returns
     -------
     ndarray
-        float64 array summing to 1.
+        Array summing to 1.
     """
     ny, nx = shape
     size = min(psf.shape[0], psf.shape[1], ny - (1 - ny % 2), nx - (1 - nx % 2))
     stamp = resize_psf(psf, size if size % 2 else size - 1)
-    out = np.zeros(shape)
     s = stamp.shape[0]
-    out[:s, :s] = stamp
-    return np.roll(out, (-(s // 2), -(s // 2)), axis=(0, 1))
+    # the stamp's rows and columns wrapped about the origin: only its s x s pixels are
+    # written, never the whole (mostly zero) array
+    rows, cols = (np.arange(s) - s // 2) % ny, (np.arange(s) - s // 2) % nx
+    out = np.zeros(shape, dtype=dtype)
+    out[np.ix_(rows, cols)] = stamp
+    return out
 
 
 def fit_psf_fwhm(psf: np.ndarray) -> float:
