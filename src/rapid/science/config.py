@@ -256,7 +256,9 @@ class DetectConfig:
         relative threshold, which on a 4088^2 image admits thousands of noise peaks.
     relative : bool
         Scale the threshold by the measured robust std of Scorr (True), like RAPID's relative
-        thresholds; this absorbs noise correlations left by resampling.
+        thresholds; this absorbs noise correlations left by resampling. It is measured where
+        Scorr is noise alone (:attr:`rapid.science.zogy.ZogyResult.noise_only`), and the
+        threshold stays absolute when fewer than 5000 such pixels are left.
     minarea : int
         Fewest connected pixels above threshold (2). Scorr is already matched-filtered, so its
         peak alone is the detection statistic; RAPID's 5 pixels (a SExtractor habit on
