@@ -130,12 +130,13 @@ class GainMatchConfig:
     clip_sigma : float
         Sigma of the clipping of ratios and offsets (3.0).
     aperture_radius : float or None
-        Aperture radius in pixels; None uses 2 x the larger PSF FWHM (at least 3 px). Aperture
-        fluxes give each star's S/N; the ratio comes from the two images brought to one PSF
-        (each convolved with the other's), where a star's neighbours cancel: in ground-based
-        fields of a star per 105 and per 63 pixels, aperture fluxes of the unblended stars gave
-        ratios 4% and 11% low, and 80 and 360 fading false candidates. Without PSFs the ratio
-        comes from aperture fluxes corrected with each image's PSF.
+        Aperture radius in pixels; None uses 2 x the larger PSF FWHM (at least 3 px). The fluxes
+        are aperture-corrected with each image's PSF, so different seeing does not bias the
+        ratio. In a crowded field (fewer than half the bright sources unblended) the ratio
+        comes from the two images brought to one PSF (each convolved with the other's), where
+        a star's neighbours cancel: in ground-based fields of a star per 105 and per 63
+        pixels, aperture fluxes of the unblended stars gave ratios 4% and 11% low, and 80 and
+        360 fading false candidates.
     saturation_fraction : float
         Stars whose peak exceeds this fraction of the saturation level are not used (0.8).
     max_offset : float

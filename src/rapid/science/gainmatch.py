@@ -23,6 +23,18 @@ _VOTERS = 300
 # Smallest S/N, in both images, of a matched star whose position registers the images when too
 # few stars are bright enough for the flux ratio: its centroid is good to a tenth of the FWHM.
 _LOCATE_SNR = 10.0
+# A field is crowded when fewer than this share of its bright matched sources are unblended:
+# aperture fluxes then hold neighbours' light, and the ratio is measured on the two images
+# brought to one PSF instead. Elsewhere aperture fluxes of twice the FWHM serve better: they
+# hardly depend on the PSF models, which that measure needs good to a few per cent
+_CROWDED_SHARE = 0.5
+# Half-side of the box of that measure, in FWHM of the matched PSF: wide enough to hold nearly
+# all of a source's light whatever the PSF models' errors
+_BOX_FWHMS = 2.0
+# Fewest sources that measure: any bright source counts there, a galaxy hosting a transient
+# too, and among a handful such a one is not clipped (cutouts of a ground-based pair with 5-6
+# bright sources gave ratios 6-15% off); a crowded field has hundreds
+_MATCHED_MIN_SOURCES = 20
 
 
 @dataclass(frozen=True)
@@ -147,17 +159,17 @@ def _psf_matched_ratios(sci: Frame, ref: Frame, sci_rms, ref_rms, xy: np.ndarray
     Each image, convolved with the other's PSF, shows every static source with the same
     profile, so the two are proportional pixel by pixel, neighbours and all. A linear measure
     taken at the same place in both therefore gives the ratio however crowded the field: here
-    the sum over a box of the matched PSF's width less the mean of a ring about it, which also
-    takes off any background level the two share over box and ring. Aperture fluxes of stars,
-    whose neighbours' light the apertures of a sharp and a broad PSF hold in different shares,
-    came out 4% and 11% low in ground-based fields of a star per 105 and per 63 pixels; this
-    gives 1.02 and 1.01 of the truth. The measure is carried over to each image's own pixels
+    the sum over a box ``_BOX_FWHMS`` matched FWHM about the source less the mean of a ring
+    about it, which also takes off any background level the two share over box and ring.
+    Aperture fluxes of stars, whose neighbours' light the apertures of a sharp and a broad PSF
+    hold in different shares, came out 4% and 11% low in ground-based fields of a star per 105
+    and per 63 pixels; this gives 1.01 and 1.00 of the truth. The measure is carried over to each image's own pixels
     (the box-and-ring weights correlated with the other image's PSF), so its variance is exact
     for independent pixels. The reference's window is moved by the common offset ``shift``
     (science minus reference). Sources whose windows leave the image or hold a bad pixel, or
     whose sums are not positive, are left out (NaN).
     """
-    h = int(np.ceil(fwhm))
+    h = int(np.ceil(_BOX_FWHMS * fwhm))
     inner, outer = h + 2, h + 5
     yy, xx = np.mgrid[-outer:outer + 1, -outer:outer + 1]
     ring = np.maximum(np.abs(yy), np.abs(xx))
@@ -203,11 +215,13 @@ def gain_match(
 ) -> GainMatch:
     """Measure the flux ratio science / reference and residual offsets from matched stars.
 
-    With both PSFs known, the ratio is measured on the two images brought to one PSF, at every
-    bright unsaturated source matched in both (:func:`_psf_matched_ratios`), where neighbours
-    cancel; else, or when fewer than ``min_stars`` such sources give a ratio, from aperture
-    fluxes of the unblended stars. The offsets come from the unblended stars, whose centroids
-    no neighbour pulls.
+    The ratio comes from aperture fluxes of the unblended stars, corrected with each image's
+    PSF. In a crowded field, where fewer than half the bright sources are unblended, it is
+    measured on the two images brought to one PSF instead, at every bright unsaturated source
+    matched in both (:func:`_psf_matched_ratios`; at least ``_MATCHED_MIN_SOURCES``), where
+    neighbours cancel; the aperture fluxes stand in when that needs PSFs not given or gives no
+    ratio. The offsets come from
+    the unblended stars, whose centroids no neighbour pulls.
 
     Parameters
     ----------
@@ -310,14 +324,16 @@ def gain_match(
         gm = _fallback(sci, ref, n)
         return replace(gm, **offsets(i[located], j[located], gm.flux_ratio))
 
-    # the ratio from the images brought to one PSF, on every bright unsaturated source (a
-    # blend is as good as a star there), when both PSFs are known
+    # in a crowded field, the ratio from the images brought to one PSF, on every bright
+    # unsaturated source (a blend is as good as a star there), when both PSFs are known
     matched_fit = None
-    if sci.psf is not None and ref.psf is not None:
-        bright = unsaturated & (fs[i] > min_snr * es[i]) & (fr[j] > min_snr * er[j])
+    bright = unsaturated & (fs[i] > min_snr * es[i]) & (fr[j] > min_snr * er[j])
+    crowded = ok.sum() < _CROWDED_SHARE * bright.sum()
+    if crowded and sci.psf is not None and ref.psf is not None:
         pr, pe = _psf_matched_ratios(sci, ref, sci_rms, ref_rms, xy_s[i[bright]], shift,
                                      float(np.hypot(fw_s, fw_r)))
-        matched_fit = clipped_weighted_mean(pr, pe, clip_sigma=clip_sigma, min_count=min_stars)
+        matched_fit = clipped_weighted_mean(pr, pe, clip_sigma=clip_sigma,
+                                            min_count=max(min_stars, _MATCHED_MIN_SOURCES))
     # the aperture fluxes of unblended stars: the ratio without PSFs, and the stars whose
     # clean centroids register the images
     aperture_fit = None
