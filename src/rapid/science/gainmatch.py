@@ -334,8 +334,8 @@ def gain_match(
                                      float(np.hypot(fw_s, fw_r)))
         matched_fit = clipped_weighted_mean(pr, pe, clip_sigma=clip_sigma,
                                             min_count=max(min_stars, _MATCHED_MIN_SOURCES))
-    # the aperture fluxes of unblended stars: the ratio without PSFs, and the stars whose
-    # clean centroids register the images
+    # the aperture fluxes of unblended stars: the ratio outside crowded fields (and where that
+    # measure gives none), and the stars whose clean centroids register the images
     aperture_fit = None
     si, sj = i[ok], j[ok]
     if ok.sum() >= min_stars:
