@@ -163,11 +163,11 @@ def _psf_matched_ratios(sci: Frame, ref: Frame, sci_rms, ref_rms, xy: np.ndarray
     about it, which also takes off any background level the two share over box and ring.
     Aperture fluxes of stars, whose neighbours' light the apertures of a sharp and a broad PSF
     hold in different shares, came out 4% and 11% low in ground-based fields of a star per 105
-    and per 63 pixels; this gives 1.01 and 1.00 of the truth. The measure is carried over to each image's own pixels
-    (the box-and-ring weights correlated with the other image's PSF), so its variance is exact
-    for independent pixels. The reference's window is moved by the common offset ``shift``
-    (science minus reference). Sources whose windows leave the image or hold a bad pixel, or
-    whose sums are not positive, are left out (NaN).
+    and per 63 pixels; this gives 1.01 and 1.00 of the truth. The measure is carried over to
+    each image's own pixels (the box-and-ring weights correlated with the other image's PSF),
+    so its variance is exact for independent pixels. The reference's window is moved by the
+    common offset ``shift`` (science minus reference). Sources whose windows leave the image
+    or hold a bad pixel, or whose sums are not positive, are left out (NaN).
     """
     h = int(np.ceil(_BOX_FWHMS * fwhm))
     inner, outer = h + 2, h + 5
@@ -220,8 +220,7 @@ def gain_match(
     measured on the two images brought to one PSF instead, at every bright unsaturated source
     matched in both (:func:`_psf_matched_ratios`; at least ``_MATCHED_MIN_SOURCES``), where
     neighbours cancel; the aperture fluxes stand in when that needs PSFs not given or gives no
-    ratio. The offsets come from
-    the unblended stars, whose centroids no neighbour pulls.
+    ratio. The offsets come from the unblended stars, whose centroids no neighbour pulls.
 
     Parameters
     ----------
@@ -240,7 +239,7 @@ def gain_match(
         Smallest aperture S/N in both images (20).
     min_stars : int, optional
         Fewest matches for a measured ratio (5); fewer falls back to zero points, else 1
-        (the reference on the science grid keeps its fluxes, so equal units need no more).0.
+        (the reference on the science grid keeps its fluxes, so equal units need no more).
     clip_sigma : float, optional
         Sigma clipping of ratios and offsets (3.0); the ratio is the inverse-variance
         weighted mean of the surviving ratios.
@@ -291,17 +290,18 @@ def gain_match(
         sat = f.meta.get("saturation")
         if sat:
             unsaturated &= objs["peak"][k] < saturation_fraction * float(sat)
-    ok = (unsaturated & (gs[i] == 0) & (gr[j] == 0) & (os_["flag"][i] == 0)
-          & (or_["flag"][j] == 0))
+    unblended = (unsaturated & (gs[i] == 0) & (gr[j] == 0) & (os_["flag"][i] == 0)
+                 & (or_["flag"][j] == 0))
+    bright = unsaturated & (fs[i] > min_snr * es[i]) & (fr[j] > min_snr * er[j])
     # positions are worth having from fainter stars than ratios are
-    located = ok & (fs[i] > _LOCATE_SNR * es[i]) & (fr[j] > _LOCATE_SNR * er[j])
-    ok &= (fs[i] > min_snr * es[i]) & (fr[j] > min_snr * er[j])
+    located = unblended & (fs[i] > _LOCATE_SNR * es[i]) & (fr[j] > _LOCATE_SNR * er[j])
+    ok = unblended & bright
     psf_dx, psf_dy = _psf_centre(sci.psf, window) - _psf_centre(ref.psf, window)
     fw_s, fw_r = fw[0], fw[-1]
 
     def offsets(ii, jj, ratio: float) -> dict:
         """The misregistration measured on the pairs (ii, jj), their offsets less that of the
-        two PSFs' own centroids: the GainMatch fields."""
+        two PSFs' own centroids: the GainMatch fields (zero offsets without pairs)."""
         star_dx = xy_s[ii, 0] - xy_r[jj, 0] - psf_dx
         star_dy = xy_s[ii, 1] - xy_r[jj, 1] - psf_dy
         out = dict(star_x=xy_s[ii, 0], star_y=xy_s[ii, 1], star_dx=star_dx, star_dy=star_dy,
@@ -309,7 +309,7 @@ def gain_match(
                    source_y=np.concatenate([xy_s[:, 1], xy_r[:, 1] + shift[1]]),
                    source_flux=np.concatenate([fs, fr * ratio]))
         if ii.size == 0:
-            return out
+            return dict(out, dx_median=0.0, dy_median=0.0, dx_rms=0.0, dy_rms=0.0)
         keep = ~(np.ma.getmaskarray(sigma_clip(star_dx, sigma=clip_sigma))
                  | np.ma.getmaskarray(sigma_clip(star_dy, sigma=clip_sigma)))
         dx, dy = star_dx[keep], star_dy[keep]
@@ -327,7 +327,6 @@ def gain_match(
     # in a crowded field, the ratio from the images brought to one PSF, on every bright
     # unsaturated source (a blend is as good as a star there), when both PSFs are known
     matched_fit = None
-    bright = unsaturated & (fs[i] > min_snr * es[i]) & (fr[j] > min_snr * er[j])
     crowded = ok.sum() < _CROWDED_SHARE * bright.sum()
     if crowded and sci.psf is not None and ref.psf is not None:
         pr, pe = _psf_matched_ratios(sci, ref, sci_rms, ref_rms, xy_s[i[bright]], shift,
@@ -351,8 +350,6 @@ def gain_match(
     best = next((f for f in (matched_fit, aperture_fit) if f is not None and f.ok), None)
     if best is None:
         return fallback(int(ok.sum() if aperture_fit is None else aperture_fit.used.sum()))
-    return GainMatch(**{"dx_median": 0.0, "dy_median": 0.0, "dx_rms": 0.0, "dy_rms": 0.0,
-                        **offsets(ii, jj, best.mean)},
-                     flux_ratio=best.mean, flux_ratio_err=best.error,
-                     nmatched=int(best.used.sum()))
+    return GainMatch(flux_ratio=best.mean, flux_ratio_err=best.error,
+                     nmatched=int(best.used.sum()), **offsets(ii, jj, best.mean))
 
