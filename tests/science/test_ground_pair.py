@@ -215,3 +215,47 @@ def test_a_crowded_field_keeps_its_flux_ratio_and_background_level(tmp_path):
     found = sum(_matches(cands, x, y, 1).size > 0 for x, y in zip(truth.tx, truth.ty))
     assert found >= 12
     assert np.sum(cands["sign"] < 0) <= 8 + 3  # the 8 fading stars, and little else
+
+
+def _cut_pair(src, dst, x0, y0, n):
+    """An n x n cutout of the science image at (x0, y0) and the part of the reference under it
+    (with a 20-pixel margin), written to ``dst`` as a pair of its own."""
+    from astropy.wcs import WCS
+
+    dst.mkdir()
+    with fits.open(src / "sci.fits") as h:
+        data, header = h[0].data, h[0].header.copy()
+    w = WCS(header)
+    header.update(w[y0:y0 + n, x0:x0 + n].to_header())
+    fits.writeto(dst / "sci.fits", data[y0:y0 + n, x0:x0 + n], header)
+    with fits.open(src / "ref.fits") as h:
+        rdata, rheader = h[0].data, h[0].header.copy()
+    wr = WCS(rheader)
+    ra, dec = w.all_pix2world([x0, x0 + n, x0, x0 + n], [y0, y0, y0 + n, y0 + n], 0)
+    px, py = wr.all_world2pix(ra, dec, 0)
+    a0, a1 = int(max(0, px.min() - 20)), int(min(rdata.shape[1], px.max() + 20))
+    b0, b1 = int(max(0, py.min() - 20)), int(min(rdata.shape[0], py.max() + 20))
+    rheader.update(wr[b0:b1, a0:a1].to_header())
+    fits.writeto(dst / "ref.fits", rdata[b0:b1, a0:a1], rheader)
+
+
+def test_a_cutout_of_few_stars_gets_its_psf_registration_and_mismatch(tmp_path):
+    # 192^2 pixels of the pair with 5 transients (S/N 4.7-8.9, all on or by galaxies) and,
+    # in both images, 3-8 stars for the PSF and 2 stars bright enough to register the
+    # reference. Its stack over a 41-pixel stamp was two galaxies and a blend (FWHM 8.8 for
+    # 4.9); two stars were too few to register a reference whose WCS is 1.8 pixels off; the
+    # stars' PSF mismatch could not be measured within 63 pixels of an edge, so the default
+    # 10% weighed the transients down to Scorr 2-4: none was found, and a fading false one was
+    truth = write_ground_pair(tmp_path, seed=1)
+    _cut_pair(tmp_path, tmp_path / "cut", 200, 700, 192)
+    cands, header, _ = _diff(tmp_path / "cut", "out")
+    assert header["SCI_FWHM"] == pytest.approx(4.92, rel=0.05)  # the whole image's estimate
+    assert header["REGISTER_NSTARS"] == 2
+    assert header["REG_SIGMA_X"] < 0.1 and header["REG_SIGMA_Y"] < 0.1
+    assert header["FLUX_NOISE"] < 0.05
+    tx, ty = truth.tx - 200, truth.ty - 700
+    inside = (tx >= 0) & (tx < 192) & (ty >= 0) & (ty < 192)
+    assert inside.sum() == 5
+    d = np.hypot(cands["x"][:, None] - tx[inside], cands["y"][:, None] - ty[inside])
+    assert (d.min(axis=0) < 2).sum() >= 2
+    assert (d.min(axis=1) < 2).all()  # nothing else

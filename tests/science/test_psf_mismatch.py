@@ -61,3 +61,20 @@ def test_weighted_quantile():
     assert weighted_quantile(v, np.ones(4), 0.5) == 0.2
     assert weighted_quantile(v, np.array([1.0, 1.0, 1.0, 100.0]), 0.9) == 0.2
     assert weighted_quantile(v, np.array([100.0, 1.0, 1.0, 1.0]), 0.1) == 0.5
+
+
+def test_stars_near_the_edge_are_measured_with_wide_psf_stamps():
+    # PSF stamps widened to 41 pixels make an 81-pixel point-source profile; the fit takes
+    # the part of it that matters (a few pixels) and the images are zero beyond their edges,
+    # so stars 15-40 pixels from an edge of a 256-pixel image still count
+    rng = np.random.default_rng(33)
+    x, y, f = star_field(rng, SHAPE, 12, flux_range=(2e4, 2e5), edge=15)
+    x = np.where(np.arange(12) % 2 == 0, rng.uniform(15, 40, 12), x)
+    sci = make_frame(rng, shape=SHAPE, fwhm=3.5, sigma=5.0, stars=list(zip(x, y, f)))
+    ref = make_frame(rng, shape=SHAPE, fwhm=3.0, sigma=2.0, stars=list(zip(x, y, f / 1.3)))
+    wide_n, wide_r = np.pad(sci.psf, 8), np.pad(ref.psf, 8)
+    near = x < 40
+    args = (sci.data, ref.data, sci.unc**2, ref.unc**2)
+    assert psf_mismatch(*args, wide_n, wide_r, x[near], y[near], 1.3) < 0.02
+    wrong = np.pad(gaussian_psf(3.15, size=25), 8)
+    assert psf_mismatch(*args, wrong, wide_r, x[near], y[near], 1.3) > 0.03

@@ -56,7 +56,15 @@ def test_affine_fit_recovers_a_rotation_and_judges_significance():
     # few stars fit a shift only
     few = fit_registration(x[:5], y[:5], dx[:5], dy[:5], shape)
     assert few.cx[1] == few.cx[2] == 0.0 and few.nstars == 5
-    assert fit_registration(x[:2], y[:2], dx[:2], dy[:2], shape) is None
+    # two stars that agree fit a shift, known as well as they agree; two that disagree by a
+    # pixel (one mismatched) fit one too uncertain to apply; one star fits none
+    sx, sy = 1.8 + rng.normal(0, 0.03, 2), 0.4 + rng.normal(0, 0.03, 2)
+    two = fit_registration(x[:2], y[:2], sx, sy, shape)
+    assert two.nstars == 2 and two.cx[0] == pytest.approx(np.mean(sx))
+    assert two.significant(shape, min_shift=0.05, nsigma=5)
+    split = fit_registration(x[:2], y[:2], sx + [0.5, -0.5], sy, shape)
+    assert not split.significant(shape, min_shift=0.05, nsigma=5)
+    assert fit_registration(x[:1], y[:1], dx[:1], dy[:1], shape) is None
 
 
 def test_gain_match_finds_stars_beyond_the_match_radius():

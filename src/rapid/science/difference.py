@@ -37,12 +37,12 @@ from rapid.science.effective_psf import fit_effective_psf
 from rapid.science.fine_psf import fine_difference_psf
 from rapid.science.gainmatch import GainMatch, gain_match
 from rapid.science.image import FinePsf, Frame
-from rapid.science.moffat_wings import with_moffat_wings
+from rapid.science.moffat_wings import moffat_within_noise, with_moffat_wings
 from rapid.science.phases import (HALF_PIXEL_PHASES, false_alarm_threshold,
                                   gradient_variance, psf_at_phase)
 from rapid.science.photometry import DifferenceNoise, measure_candidates
-from rapid.science.psf import (PsfStars, estimate_psf, find_psf_stars, fit_psf_fwhm,
-                               gaussian_psf)
+from rapid.science.psf import (MAX_PSF_STARS, PsfStars, estimate_psf, find_psf_stars,
+                               fit_psf_fwhm, gaussian_psf, span_size, star_stamps)
 from rapid.science.psf_cells import CellGrid, PsfCells, psf_cells
 from rapid.science.psf_mismatch import psf_mismatch
 from rapid.science.registration import fit_registration
@@ -216,7 +216,12 @@ def _psf_for(frame: Frame, cfg, var: np.ndarray,
         return gaussian_psf(cfg.fallback_fwhm, size=cfg.size), None, "fallback", None
     fwhm = fit_psf_fwhm(psf)
     if 0 < cfg.moffat_wings_from_fwhm <= fwhm:
-        psf = with_moffat_wings(psf, fwhm)
+        # few stars: the Moffat whole, on the widened stamp; enough to see its errors: the
+        # stack's core with the Moffat's wings
+        smooth = moffat_within_noise(star_stamps(stars, cfg.size, MAX_PSF_STARS),
+                                     span_size(fwhm, cfg.stamp_fwhms, cfg.max_size),
+                                     min_stars=cfg.min_stars)
+        psf = smooth if smooth is not None else with_moffat_wings(psf, fwhm)
     if fwhm < cfg.fine_below_fwhm:
         try:
             native, fine = fit_effective_psf(stars, var, psf, fwhm=fwhm,

@@ -19,6 +19,16 @@ from 71 to 2, and 25 rather than 24 of the 29 transients at S/N >= 10 were found
 1024x1024 pairs of seeds 1-8 and the 2048x2048 pair every figure moved by one object at most.
 An undersampled PSF (under ``rapid.science.config.PsfConfig.moffat_wings_from_fwhm`` pixels
 wide) is left as it is: its wings are diffraction's, not seeing's.
+
+A stack of a few stars is noisy in its core too, and there the Moffat, with seven parameters
+fitted to every pixel, is nearer the truth than the stack: :func:`moffat_within_noise` takes it
+whole when it departs from the stack by no more than the stack's own noise, which the stacks of
+two halves of the stars measure (:func:`rapid.science.psf.stack_noise`). On five 192x192
+cutouts of the simulated pair of seed 1, whose 3-8 stars the PSF came from, the relative L2
+error of the science PSF fell from 0.12-0.34 (core from the stack, on the widened stamp) to
+0.015-0.059; the Moffat departed from the stacks by 0.7-1.0 times their noise. The whole image's
+50 stars tell the stack from the Moffat (2.4 times the noise), and keep the stack's core: a real
+PSF is no exact Moffat, and enough stars show where it is not.
 """
 
 from __future__ import annotations
@@ -26,13 +36,16 @@ from __future__ import annotations
 import numpy as np
 from scipy import optimize
 
-from rapid.science.psf import fit_psf_fwhm
+from rapid.science.psf import fit_psf_fwhm, stack_noise, stack_stars
 
 # Blend radii, in FWHM of the stack: its core within INNER, the Moffat's wings beyond OUTER
 INNER = 1.5
 OUTER = 2.5
 # Each pixel is integrated over SUB x SUB points: a Moffat a few pixels wide changes within one
 SUB = 3
+# The Moffat replaces a stack whose mean squared departure from it is at most this many times
+# the stack's own noise variance (:func:`moffat_within_noise`); about 1 when the Moffat is exact
+WITHIN_NOISE = 1.5
 # Relative weight floor of the fit, as a fraction of the peak: the wings count, their noise not
 # more than the core's
 FLOOR = 1e-3
@@ -117,3 +130,30 @@ def with_moffat_wings(psf: np.ndarray, fwhm: float | None = None) -> np.ndarray:
     w = 0.5 - 0.5 * np.cos(np.pi * w)  # 1 inside INNER, 0 beyond OUTER
     out = w * stack + (1 - w) * model
     return (out / out.sum()).astype(psf.dtype)
+
+
+def moffat_within_noise(stamps: np.ndarray, size: int, *, min_stars: int = 3,
+                        ) -> np.ndarray | None:
+    """The elliptical Moffat fitted to the median stack of star ``stamps`` (normalised, each
+    centred on its star, see :func:`rapid.science.psf.cut_stamps`), on an odd ``size`` stamp
+    and normalised, when the stack cannot tell the two apart: their mean squared difference is
+    at most ``WITHIN_NOISE`` times the stack's noise variance
+    (:func:`rapid.science.psf.stack_noise`). None when it can, when fewer than ``min_stars``
+    stamps are given (at least 2) or when no Moffat fits."""
+    if size < 1 or size % 2 == 0:
+        raise ValueError(f"size must be odd and positive, got {size}")
+    if len(stamps) < max(2, min_stars):
+        return None
+    stack = stack_stars(stamps, min_stars)
+    fitted = fit_moffat(stack)
+    if fitted is None:
+        return None
+    model, params = fitted
+    noise = stack_noise(stamps)
+    misfit = float(np.mean((stack - model) ** 2))
+    if not (np.isfinite(noise) and noise > 0 and misfit <= WITHIN_NOISE * noise):
+        return None
+    # centred on the stamp: each star was cut out about its windowed centroid, and the stack's
+    # recentring on its centre of mass follows its neighbours' light in a crowded field
+    out = moffat_stamp(np.r_[params[0], 0.0, 0.0, params[3:]], size)
+    return out / out.sum()

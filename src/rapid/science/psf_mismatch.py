@@ -26,6 +26,32 @@ from scipy.signal import fftconvolve
 # Nearby positions (pixels each way) where a residual is looked for: a PSF error leaves rings
 # and lobes as much as a core excess
 _REACH = 2
+# Share of the point-source profile's squared sum that its fit window holds: the profile of two
+# widened stamps spans 80 pixels and more, most of it wings that weigh nothing in a fit
+_KERNEL_SHARE = 0.99
+
+
+def _fit_window(kernel: np.ndarray) -> np.ndarray:
+    """The smallest centred square of ``kernel`` holding ``_KERNEL_SHARE`` of its squared sum.
+    A PSF fit with it, ``sum(k E) / sum(k k)``, still gives the amplitude of ``E`` = a ``kernel``."""
+    h = kernel.shape[0] // 2
+    k2 = kernel * kernel
+    total = k2.sum()
+    for r in range(1, h):
+        if k2[h - r:h + r + 1, h - r:h + r + 1].sum() >= _KERNEL_SHARE * total:
+            return kernel[h - r:h + r + 1, h - r:h + r + 1]
+    return kernel
+
+
+def _box(image: np.ndarray, cy: int, cx: int, half: int) -> np.ndarray:
+    """The (2 half + 1)^2 box of ``image`` about (cy, cx), zero beyond its edges (as its bad
+    pixels are): both images lose the same light there, so a static star still cancels."""
+    ny, nx = image.shape
+    out = np.zeros((2 * half + 1, 2 * half + 1), dtype=np.float64)
+    y0, y1 = max(cy - half, 0), min(cy + half + 1, ny)
+    x0, x1 = max(cx - half, 0), min(cx + half + 1, nx)
+    out[y0 - cy + half:y1 - cy + half, x0 - cx + half:x1 - cx + half] = image[y0:y1, x0:x1]
+    return out
 
 
 def psf_mismatch(N: np.ndarray, R: np.ndarray, var_n: np.ndarray, var_r: np.ndarray,
@@ -91,21 +117,21 @@ def _star_residuals(N, R, var_n, var_r, Pn, Pr, x, y, flux_ratio: float, *, min_
     """Each usable star's residual fraction and S/N (see :func:`psf_mismatch`)."""
     pn = np.asarray(Pn, dtype=np.float64) / np.sum(Pn)
     pr = np.asarray(Pr, dtype=np.float64) / np.sum(Pr)
-    kernel = fftconvolve(pn, pr)
-    kernel /= kernel.sum()
+    full = fftconvolve(pn, pr)
+    kernel = _fit_window(full / full.sum())
     kk = float(np.sum(kernel * kernel))
     hk = kernel.shape[0] // 2
     half = max(pn.shape[0], pr.shape[0]) // 2 + hk + _REACH + 1
     ny, nx = N.shape
+    edge = hk + _REACH  # the fit windows must lie on the image
     fractions, snrs = [], []
     for cx, cy in zip(np.rint(x).astype(int), np.rint(y).astype(int)):
-        if cy - half < 0 or cx - half < 0 or cy + half >= ny or cx + half >= nx:
+        if cy - edge < 0 or cx - edge < 0 or cy + edge >= ny or cx + edge >= nx:
             continue
-        box = np.s_[cy - half:cy + half + 1, cx - half:cx + half + 1]
-        n_pr = fftconvolve(N[box], pr, mode="same")
-        E = n_pr - flux_ratio * fftconvolve(R[box], pn, mode="same")
-        var_E = (fftconvolve(var_n[box], pr * pr, mode="same")
-                 + flux_ratio**2 * fftconvolve(var_r[box], pn * pn, mode="same"))
+        n_pr = fftconvolve(_box(N, cy, cx, half), pr, mode="same")
+        E = n_pr - flux_ratio * fftconvolve(_box(R, cy, cx, half), pn, mode="same")
+        var_E = (fftconvolve(_box(var_n, cy, cx, half), pr * pr, mode="same")
+                 + flux_ratio**2 * fftconvolve(_box(var_r, cy, cx, half), pn * pn, mode="same"))
         c = half
         best, noise, flux = 0.0, np.inf, 0.0
         for dy in range(-_REACH, _REACH + 1):

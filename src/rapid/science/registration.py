@@ -155,11 +155,14 @@ def fit_registration(x, y, dx, dy, shape, *, clip: float = 3.0,
     Returns
     -------
     Registration or None
-        None with fewer than 3 stars.
+        None with fewer than 2 stars. Two fit a shift whose error comes from how well they
+        agree: a small image may hold no more, and a reference off by two pixels leaves every
+        source a dipole; two that disagree (one mismatched) give a shift that
+        :meth:`Registration.significant` refuses.
     """
     x, y, dx, dy = (np.asarray(v, dtype=np.float64).ravel() for v in (x, y, dx, dy))
     ok = np.isfinite(x) & np.isfinite(y) & np.isfinite(dx) & np.isfinite(dy)
-    if ok.sum() < 3:
+    if ok.sum() < 2:
         return None
     ny, nx = shape
     centre = ((nx - 1) / 2.0, (ny - 1) / 2.0)
