@@ -173,6 +173,8 @@ def _clipped_box_stats(data, bad, box, sub, med_out, mean_out, std_out, n_out) -
                     if abs(buf[i] - med) <= limit:
                         buf[kept] = buf[i]
                         kept += 1
+                if kept == n:  # nothing clipped: the next passes would clip nothing either
+                    break
                 n = kept
             n_out[by, bx] = n
             if n == 0:

@@ -25,8 +25,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.fft
-from scipy.ndimage import maximum_filter
 
+from rapid.science.box_filters import box_maximum
 from rapid.science.psf import normalise_psf, pad_psf
 
 # Largest share of Scorr's noise variance that the flux-noise and registration terms may add
@@ -331,7 +331,7 @@ def zogy(
                     total = term if total is None else total + term
             terms.append(crop(total))
             del total, g, term
-        common = np.minimum(*(maximum_filter(t, size=5) for t in terms))
+        common = np.minimum(*(box_maximum(t, 5) for t in terms))
         ast = np.minimum(terms[0] + terms[1], np.float32(2.0) * common)
         del terms, common
     del Sn_hat, Sr_hat
@@ -378,7 +378,7 @@ def zogy(
         # Scorr's variance at a phase is taken as the largest of the centre's over the 3 x 3
         # pixels around: the filter sits between pixels, and next to a bright source (steep
         # source-noise and registration terms) the larger neighbour keeps it conservative
-        sd = np.sqrt(maximum_filter(np.clip(V, 0.0, None), size=3))
+        sd = np.sqrt(box_maximum(np.clip(V, 0.0, None), 3))
         hi, lo = Scorr.copy(), Scorr.copy()
         for psf in phase_psfs:
             P_hat = rfft2(xp.asarray(pad_psf(normalise_psf(psf), shape).astype(np.float32)))
