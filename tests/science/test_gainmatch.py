@@ -96,3 +96,18 @@ def test_a_field_of_unblended_stars_keeps_aperture_fluxes_when_a_psf_model_is_wr
     gm = gain_match(sci, ref, sci_rms=rs, ref_rms=rr)
     assert gm.method == "stars" and gm.nmatched >= 15
     assert gm.flux_ratio == pytest.approx(1.3, rel=0.02)
+
+
+
+def test_a_deblended_star_counts_unless_its_neighbours_are_bright():
+    # sep flags as deblended every star a deep image's isophotes join to a faint neighbour;
+    # what biases an aperture flux is the neighbours' light, 1% of the star's or more
+    from rapid.science.gainmatch import _unblended
+
+    xy = np.array([[50.0, 50.0], [54.0, 50.0], [120.0, 80.0], [126.0, 80.0], [20.0, 150.0],
+                   [170.0, 20.0]])
+    flux = np.array([1e5, 300.0, 1e5, 5e3, 1e5, 1e5])
+    merged = np.array([1, 1, 1, 1, 0, 2], dtype=np.int16)  # 2: truncated at the image edge
+    aperture = np.array([0, 0, 0, 0, 16, 0])  # 16: the aperture leaves the image
+    ok = _unblended(xy, flux, aperture, merged, reach=7.5)
+    assert ok.tolist() == [True, False, False, False, False, False]

@@ -23,6 +23,9 @@ _VOTERS = 300
 # Smallest S/N, in both images, of a matched star whose position registers the images when too
 # few stars are bright enough for the flux ratio: its centroid is good to a tenth of the FWHM.
 _LOCATE_SNR = 10.0
+# A star is unblended when its detected neighbours near its aperture hold less than this share
+# of its flux (:func:`_unblended`)
+_NEIGHBOUR_SHARE = 0.01
 # A field is crowded when fewer than this share of its bright matched sources are unblended:
 # aperture fluxes then hold neighbours' light, and the ratio is measured on the two images
 # brought to one PSF instead. Elsewhere aperture fluxes of twice the FWHM serve better: they
@@ -128,6 +131,26 @@ def _catalog(frame: Frame, rms: np.ndarray | float, thresh: float, radius: float
     xy = np.column_stack([np.where(lost, objs["x"], xw), np.where(lost, objs["y"], yw)])
     flux, ferr, flag = sep.sum_circle(arr, objs["x"], objs["y"], radius, err=err, mask=bad)
     return xy, flux, ferr, flag, objs
+
+
+def _unblended(xy: np.ndarray, flux: np.ndarray, aperture_flag: np.ndarray,
+               object_flag: np.ndarray, reach: float) -> np.ndarray:
+    """Sources whose aperture is whole and whose detected neighbours within ``reach`` pixels
+    hold under ``_NEIGHBOUR_SHARE`` of their own flux.
+
+    sep's deblending flag is not held against a source: a deep image's isophotes join every
+    star to its faint neighbours, and on 192-384 pixel cutouts of a ground-based pair with a
+    reference 12 times deeper it left 2-6 stars for the ratio of the 10-30 there, too few in 3
+    of 20 (the ratio then fell back to 1) and 4.9% off in another.
+    """
+    f = np.clip(np.nan_to_num(np.asarray(flux, dtype=np.float64)), 0.0, None)
+    near = np.zeros(len(f))
+    if len(f) > 1:
+        pairs = cKDTree(xy).query_pairs(reach, output_type="ndarray")
+        np.add.at(near, pairs[:, 0], f[pairs[:, 1]])
+        np.add.at(near, pairs[:, 1], f[pairs[:, 0]])
+    return ((aperture_flag == 0) & ((object_flag & ~sep.OBJ_MERGED) == 0)
+            & (near < _NEIGHBOUR_SHARE * f))
 
 
 def _psf_centre(psf: np.ndarray | None, sig: float) -> np.ndarray:
@@ -290,8 +313,10 @@ def gain_match(
         sat = f.meta.get("saturation")
         if sat:
             unsaturated &= objs["peak"][k] < saturation_fraction * float(sat)
-    unblended = (unsaturated & (gs[i] == 0) & (gr[j] == 0) & (os_["flag"][i] == 0)
-                 & (or_["flag"][j] == 0))
+    # within an aperture and a FWHM, any neighbour's light reaches the aperture
+    reach = aperture_radius + max(fw)
+    unblended = (unsaturated & _unblended(xy_s, fs, gs, os_["flag"], reach)[i]
+                 & _unblended(xy_r, fr, gr, or_["flag"], reach)[j])
     bright = unsaturated & (fs[i] > min_snr * es[i]) & (fr[j] > min_snr * er[j])
     # positions are worth having from fainter stars than ratios are
     located = unblended & (fs[i] > _LOCATE_SNR * es[i]) & (fr[j] > _LOCATE_SNR * er[j])
