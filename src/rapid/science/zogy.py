@@ -45,6 +45,10 @@ class ZogyResult:
         Proper difference image (float32), unit-variance normalisation of the paper.
     Pd : ndarray
         PSF of D, odd-sized stamp, centred, summing to 1.
+    pd_inside : float
+        The share of D's PSF that the ``Pd`` stamp holds (1 when it holds it all). A flux fitted
+        with ``Pd`` is the source's light within the stamp's reach, ``pd_inside`` of the whole:
+        a broad PSF's wings beyond a 25-pixel stamp hold 1-2% of it.
     S : ndarray
         Matched-filter image (float32).
     Scorr : ndarray
@@ -90,6 +94,7 @@ class ZogyResult:
     Scorr_lo: np.ndarray | None = None
     skew: float = 0.0
     noise_only: np.ndarray | None = None
+    pd_inside: float = 1.0
 
     def __post_init__(self) -> None:
         if self.Scorr_hi is None:
@@ -288,7 +293,11 @@ def zogy(
 
     # Pd stamp
     Pd_hat = Fr * Fn * Pr_hat * Pn_hat / (Fd * sqrt_den)
-    Pd = normalise_psf(stamp(irfft2(Pd_hat.astype(xp.complex64), shape), pd_size))
+    Pd_full = irfft2(Pd_hat.astype(xp.complex64), shape)
+    Pd_stamp = stamp(Pd_full, pd_size)
+    pd_inside = float(np.sum(Pd_stamp) / float(xp.sum(Pd_full, dtype=xp.float64)))
+    Pd = normalise_psf(Pd_stamp)
+    del Pd_full
     del Pd_hat
 
     # S and Scorr
@@ -392,4 +401,4 @@ def zogy(
         del Q_hat, sd
     return ZogyResult(D=D, Pd=Pd, S=S, Scorr=Scorr, Fd=float(Fd), D_var=D_var, Fn=float(Fn),
                       Fr=float(Fr), kernel_n=kernel_n, kernel_r=kernel_r, Scorr_hi=hi,
-                      Scorr_lo=lo, skew=skew, noise_only=noise_only)
+                      Scorr_lo=lo, skew=skew, noise_only=noise_only, pd_inside=pd_inside)

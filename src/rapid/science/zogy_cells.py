@@ -86,7 +86,7 @@ def zogy_cells(N: np.ndarray, R: np.ndarray, grid: CellGrid, psfs_n: Sequence[np
     images = ("D", "D_var", "S", "Scorr", "Scorr_hi", "Scorr_lo", "noise_only")
     out: dict[str, np.ndarray] = {}
     cells: list[CellKernels] = []
-    skews = []
+    skews, insides = [], []
     for c in range(grid.ncells):
         y0, y1, x0, x1 = grid.bounds(c)
         ey0, ey1 = max(y0 - margin, 0), min(y1 + margin, ny)
@@ -106,13 +106,15 @@ def zogy_cells(N: np.ndarray, R: np.ndarray, grid: CellGrid, psfs_n: Sequence[np
             out[name][y0:y1, x0:x1] = part[inner]
         cells.append(CellKernels(r.Pd, r.kernel_n, r.kernel_r))
         skews.append(r.skew)
+        insides.append(r.pd_inside)
         # Fd depends on the noise levels and zero points only, the same in every cell
         Fd, Fn, Fr = r.Fd, r.Fn, r.Fr
         del r
     central = cells[grid.central()]
+    central_inside = insides[grid.central()]
     whole = ZogyResult(D=out["D"], Pd=central.Pd, S=out["S"], Scorr=out["Scorr"], Fd=Fd,
                        D_var=out["D_var"], Fn=Fn, Fr=Fr, kernel_n=central.kernel_n,
                        kernel_r=central.kernel_r, Scorr_hi=out.get("Scorr_hi"),
                        Scorr_lo=out.get("Scorr_lo"), skew=float(np.median(skews)),
-                       noise_only=out.get("noise_only"))
+                       noise_only=out.get("noise_only"), pd_inside=central_inside)
     return CellZogy(whole=whole, cells=cells, grid=grid)
