@@ -33,7 +33,8 @@ _KERNEL_SHARE = 0.99
 
 def _fit_window(kernel: np.ndarray) -> np.ndarray:
     """The smallest centred square of ``kernel`` holding ``_KERNEL_SHARE`` of its squared sum.
-    A PSF fit with it, ``sum(k E) / sum(k k)``, still gives the amplitude of ``E`` = a ``kernel``."""
+    A PSF fit with it, ``sum(k E) / sum(k k)``, still gives the amplitude ``a`` of
+    ``E = a kernel``."""
     h = kernel.shape[0] // 2
     k2 = kernel * kernel
     total = k2.sum()
