@@ -111,10 +111,9 @@ def zogy_cells(N: np.ndarray, R: np.ndarray, grid: CellGrid, psfs_n: Sequence[np
         Fd, Fn, Fr = r.Fd, r.Fn, r.Fr
         del r
     central = cells[grid.central()]
-    central_inside = insides[grid.central()]
     whole = ZogyResult(D=out["D"], Pd=central.Pd, S=out["S"], Scorr=out["Scorr"], Fd=Fd,
                        D_var=out["D_var"], Fn=Fn, Fr=Fr, kernel_n=central.kernel_n,
                        kernel_r=central.kernel_r, Scorr_hi=out.get("Scorr_hi"),
                        Scorr_lo=out.get("Scorr_lo"), skew=float(np.median(skews)),
-                       noise_only=out.get("noise_only"), pd_inside=central_inside)
+                       noise_only=out.get("noise_only"), pd_inside=insides[grid.central()])
     return CellZogy(whole=whole, cells=cells, grid=grid)
