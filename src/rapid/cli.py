@@ -305,7 +305,9 @@ def job_run(spec_uri: Optional[str] = typer.Argument(
     """Run one job from its spec: write its products, then its manifest."""
     from rapid.engines.awsbatch import spec_uri_from_environment
     from rapid.jobs.run import run_job
+    from rapid.process_memory import keep_freed_memory
 
+    keep_freed_memory()  # the process runs this one job and exits
     uri = spec_uri or spec_uri_from_environment()
     if not uri:
         raise UserError("give SPEC_URI or set RAPID_SPEC_INDEX (AWS Batch array jobs)")
@@ -337,6 +339,7 @@ def diff(sci: Path = typer.Argument(..., help="Science image: FITS from any tele
     """Difference two images stand-alone: resample, match, ZOGY, detect, measure."""
     from dataclasses import replace
 
+    from rapid.process_memory import keep_freed_memory
     from rapid.science.cautions import difference_cautions
     from rapid.science.config import DifferenceConfig
     from rapid.science.standalone import run_diff
@@ -350,6 +353,7 @@ def diff(sci: Path = typer.Argument(..., help="Science image: FITS from any tele
         raise UserError(f"--false-alarms must be >= 0, got {false_alarms}")
     if psf_cells < 0:
         raise UserError(f"--psf-cells must be >= 0, got {psf_cells}")
+    keep_freed_memory()  # the process does this one difference and exits
     base = DifferenceConfig()
     config = replace(base, detect=replace(base.detect, threshold=threshold,
                                           false_alarm_rate=false_alarms),

@@ -82,6 +82,9 @@ def _run_job(spec_json: str) -> dict:
     if hasattr(os, "sched_setaffinity"):
         # one CPU, so that no library's threads make the wall time that of several cores
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+    from rapid.process_memory import keep_freed_memory
+
+    keep_freed_memory()  # as ``rapid job run`` does
     t0 = time.perf_counter()
     from rapid.jobs.spec import ScienceSpec
     from rapid.science import difference, photometry, reference  # noqa: F401 - timed apart
