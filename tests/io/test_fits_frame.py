@@ -206,3 +206,24 @@ def test_count_units():
     assert count_unit("electron s**-1") == CountUnit(per_second=True, electrons=True)
     assert count_unit("counts") == CountUnit(per_second=False, electrons=False)
     assert count_unit("MJy/sr") is None and count_unit("nanomaggy") is None
+
+
+@pytest.mark.parametrize("dtype, scale, zero", [(np.uint32, 1, 0), (np.uint16, 1, 0),
+                                                (np.int16, 1, 0), (np.int32, 2, 5)])
+def test_dq_flags_what_is_not_zero_however_stored(tmp_path, dtype, scale, zero):
+    """Unsigned planes are stored signed with BZERO 2**(bits-1): the mask is read off the
+    stored values and must flag the physical non-zero values, 0 excluded."""
+    shape = (30, 40)
+    sci = np.random.default_rng(1).normal(100.0, 5.0, shape)
+    physical = np.zeros(shape, dtype=np.int64)
+    physical[3, 4], physical[10, 20], physical[29, 39] = 1, 2**15 - 1 if dtype == np.int16 else 7, 4
+    dq_hdu = fits.ImageHDU(physical.astype(dtype), name="DQ")
+    if scale != 1 or zero != 0:  # an explicitly scaled plane: physical = BSCALE * raw + BZERO
+        dq_hdu = fits.ImageHDU(((physical - zero) // scale).astype(dtype), name="DQ")
+        dq_hdu.header["BSCALE"], dq_hdu.header["BZERO"] = scale, zero
+        physical = (physical - zero) // scale * scale + zero
+    hdr = _sip_wcs(shape).to_header(relax=True)
+    fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(sci, header=hdr, name="SCI"),
+                  dq_hdu]).writeto(tmp_path / "img.fits")
+    frame = read_fits_frame(tmp_path / "img.fits")
+    assert np.array_equal(frame.mask, physical != 0)

@@ -7,7 +7,9 @@ from scipy.interpolate import RectBivariateSpline
 
 from rapid.science.coadd import MeshBackground, _median_inplace, plan_frame, resample_footprint
 from rapid.science.grid_spline import GridSpline
-from rapid.science.reference import _store_frame, tile_grid_wcs
+from rapid.science.badpixels import bad_footprint_map, fill_bad_pixels
+from rapid.science.reference import _span_mask, _store_frame, tile_grid_wcs
+from rapid.science.sampling import interpolation_coefficients, sample_block
 from tests.science.test_reference import DEC, RA, SIZE, _frames
 
 
@@ -65,13 +67,70 @@ def test_grid_spline_equals_the_spline_it_stands_for(level):
     np.testing.assert_allclose(got32[:, ::7], exact[:, ::7], atol=2e-3 if level else 1e-5)
 
 
+def _unpacked(blocks, width):
+    """Full-width (values, weights) of resample_footprint's packed blocks."""
+    values, weights = [], []
+    for b in blocks:
+        keep = _span_mask(b.first, b.last, width)
+        v = np.full(keep.shape, np.nan, dtype=np.float32)
+        w = np.zeros(keep.shape, dtype=np.float32)
+        v[keep], w[keep] = b.values, b.weights
+        values.append(v)
+        weights.append(w)
+    return np.concatenate(values), np.concatenate(weights)
+
+
+def test_footprint_rows_equal_sampling_every_pixel(make_wcs, star_frame, star_field):
+    """The spans mapped in the sampling loop give what mapping and sampling every pixel of the
+    bounding box gives, and leave out only pixels without a weight."""
+    frames, _ = _frames(make_wcs, star_frame, star_field, n=2)
+    grid = tile_grid_wcs(RA, DEC, size=SIZE)
+    plan = plan_frame(frames[1], 1, grid, (SIZE, SIZE), zero_point=17.0)  # rotated by 33 deg
+    y0, y1, x0, x1 = plan.bbox
+    values, weights = _unpacked(resample_footprint(plan, rows=100), x1 - x0)
+    # every pixel of the box, mapped by the coordinate arrays and sampled one by one
+    frame = plan.frame
+    sy, sx = frame.shape
+    clean = fill_bad_pixels((frame.data - plan.background.back(0, sy, 0, sx)) * plan.scale,
+                            plan.bad)
+    ys, xs = plan.cmap.block(0, y1 - y0)
+    want, sigma, _ = sample_block(interpolation_coefficients(clean, 3), ys, xs, order=3,
+                                  src_shape=(sy, sx), badmap=bad_footprint_map(plan.bad, 3),
+                                  unc=(frame.unc * plan.scale).astype(np.float32))
+    area = plan.cmap.area(0, y1 - y0)
+    want *= area
+    sigma *= area
+    valid = sigma > 0
+    assert valid.sum() > 0.4 * valid.size
+    assert np.array_equal(weights > 0, valid)
+    np.testing.assert_allclose(values[valid], want[valid], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(weights[valid], 1.0 / sigma[valid] ** 2, rtol=1e-5)
+    # a rotated frame fills part of its bounding box: the packed spans hold far fewer pixels
+    packed = sum(len(b.values) for b in resample_footprint(plan))
+    assert valid.sum() <= packed < 0.85 * valid.size
+
+
+def test_column_spans_hold_every_pixel_on_the_source(make_wcs, star_frame, star_field):
+    frames, _ = _frames(make_wcs, star_frame, star_field, n=2)
+    grid = tile_grid_wcs(RA, DEC, size=SIZE)
+    plan = plan_frame(frames[1], 1, grid, (SIZE, SIZE), zero_point=17.0)
+    y0, y1, x0, x1 = plan.bbox
+    sy, sx = plan.frame.shape
+    lo, hi = plan.cmap.column_spans((sy, sx), 0, y1 - y0)
+    ys, xs = plan.cmap.block(0, y1 - y0)
+    on = (ys >= 0) & (ys <= sy - 1) & (xs >= 0) & (xs <= sx - 1)
+    cols = np.arange(x1 - x0)
+    inside_span = (cols >= lo[:, None]) & (cols < hi[:, None])
+    assert not (on & ~inside_span).any()
+    # and not much more: a coarse cell (32 pixels) at each end of a row at most
+    assert inside_span.sum() < on.sum() + 2 * 33 * (y1 - y0)
+
+
 def test_stored_frame_reads_back_the_resampled_pixels(make_wcs, star_frame, star_field, tmp_path):
     frames, _ = _frames(make_wcs, star_frame, star_field, n=2)
     grid = tile_grid_wcs(RA, DEC, size=SIZE)
     plan = plan_frame(frames[1], 1, grid, (SIZE, SIZE), zero_point=17.0)  # rotated by 33 deg
-    blocks = list(resample_footprint(plan))
-    values = np.concatenate([v for _, v, _, _ in blocks])
-    weights = np.concatenate([w for _, _, w, _ in blocks])
+    values, weights = _unpacked(resample_footprint(plan), plan.bbox[3] - plan.bbox[2])
     stored = _store_frame(plan, str(tmp_path), order=3,
                           saturated_grid=np.zeros((SIZE, SIZE), dtype=bool))
     # a rotated frame fills part of its bounding box: only the spans with data are written

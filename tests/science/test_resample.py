@@ -13,6 +13,7 @@ from rapid.science.resample import (
     resample_frame,
     transform_psf,
 )
+from rapid.science.sampling import interpolation_coefficients, sample_block, sample_mapped
 
 RA, DEC = 150.0, 2.2
 
@@ -226,3 +227,47 @@ def test_dst_offsets_shift_the_mapping_like_a_moved_grid(make_wcs, render_stars)
     assert both.sum() > 0.8 * out.size
     assert np.max(np.abs(out[both] - moved[both])) < 1e-3
     assert np.nanmax(np.abs(out - unshifted)) > 10.0
+
+
+@pytest.mark.parametrize("dst_shape", [(300, 260), (1, 260), (300, 1)])
+def test_mapped_rows_sample_what_the_coordinate_arrays_sample(make_wcs, dst_shape):
+    """The splines the sampling loop evaluates are the mapping of block() and area(), the
+    linear map of a single row or column included."""
+    src = make_wcs(RA, DEC, (400, 380), rot_deg=30.0, sip=True, sip_scale=10.0)
+    dst = make_wcs(RA + 0.001, DEC - 0.002, dst_shape, scale_arcsec=0.1)
+    cmap = CoarsePixelMap(src, dst, dst_shape)
+    rng = np.random.default_rng(4)
+    img = rng.normal(size=(400, 380)).astype(np.float32)
+    unc = rng.uniform(0.5, 2.0, size=(400, 380)).astype(np.float32)
+    coeffs = interpolation_coefficients(img, 3)
+    ny = dst_shape[0]
+    ys, xs = cmap.block(0, ny)
+    want, want_sigma, _ = sample_block(coeffs, ys, xs, order=3, src_shape=img.shape, unc=unc)
+    area = cmap.area(0, ny)
+    got, sigma, _, first, last = sample_mapped(coeffs, cmap.mapped_rows(0, ny), order=3,
+                                               src_shape=img.shape, unc=unc)
+    on = np.isfinite(want)
+    assert on.any() and np.array_equal(np.isfinite(got), on)
+    np.testing.assert_allclose(got[on], (want * area)[on], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(sigma[on], (want_sigma * area)[on], rtol=1e-5)
+    for i in range(ny):
+        cols = np.flatnonzero(on[i])
+        assert (first[i], last[i]) == ((cols[0], cols[-1] + 1) if len(cols) else (0, 0))
+
+
+def test_undefined_mapping_is_outside_in_mapped_rows(make_wcs):
+    """Destination pixels the projection cannot bring onto the source (its far side) are
+    outside, as block() makes them NaN."""
+    src = make_wcs(RA + 60.0, DEC, (100, 100))
+    # a grid 110 degrees wide, centred 60 degrees away: its far side is more than 90 degrees
+    # from the source's tangent point
+    dst_shape = (60, 60)
+    dst = make_wcs(RA, DEC, dst_shape, scale_arcsec=3600.0 * 3.0)
+    cmap = CoarsePixelMap(src, dst, dst_shape, step=8)
+    ys, _ = cmap.block(0, 60)
+    mapped = cmap.mapped_rows(0, 60)
+    assert mapped.undefined is not None and mapped.undefined.any()
+    assert np.array_equal(mapped.undefined, np.isnan(ys))
+    coeffs = interpolation_coefficients(np.ones((100, 100), dtype=np.float32), 3)
+    got = sample_mapped(coeffs, mapped, order=3, src_shape=(100, 100))[0]
+    assert np.isnan(got[mapped.undefined]).all()

@@ -87,6 +87,27 @@ def _image_data(hdu) -> np.ndarray:
     return np.asarray(data, dtype=np.float32)
 
 
+def _flagged(path: Path, index: int) -> np.ndarray:
+    """Where the data-quality HDU ``index`` of ``path`` is not 0, read off its stored integers.
+
+    Unsigned DQ planes are stored as signed integers with BZERO = 2**31; astropy's scaled
+    reading makes a widened copy of the plane first, at several times the cost of the test
+    done on the stored values (physical 0 is the stored -BZERO / BSCALE).
+    """
+    with fits.open(path, memmap=False, do_not_scale_image_data=True) as hdul:
+        hdu = hdul[index]
+        raw = np.squeeze(hdu.data)
+        bscale = float(hdu.header.get("BSCALE", 1.0))
+        bzero = float(hdu.header.get("BZERO", 0.0))
+    if raw.dtype.kind in "iu" and bscale == 1.0 and bzero.is_integer():
+        zero = -int(bzero)
+        info = np.iinfo(raw.dtype)
+        if not info.min <= zero <= info.max:  # no stored value is physical 0
+            return np.ones(raw.shape, dtype=bool)
+        return raw != raw.dtype.type(zero)
+    return (raw * bscale + bzero) != 0
+
+
 def _find(hdul: fits.HDUList, name: str):
     try:
         hdu = hdul[name]
@@ -351,7 +372,7 @@ def read_fits_frame(
         unc = None
         if unc_path is None:
             unc = _image_data(err) if err is not None else _uncertainty_from_variance(hdul, img)
-        dqmask = (np.squeeze(dq.data) != 0) if dq is not None else None
+        dqmask = _flagged(path, hdul.index_of(dq)) if dq is not None else None
         hdu_name = img.name or str(hdul.index_of(img))
     if unc_path is not None:
         unc = _read_aux_image(unc_path, "uncertainty", data.shape)

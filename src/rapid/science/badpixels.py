@@ -11,7 +11,8 @@ import numba
 import numpy as np
 from scipy import ndimage
 
-__all__ = ["fill_bad_pixels", "bad_footprint_map", "plateau_mask", "BAD_THRESHOLD", "ORDERS"]
+__all__ = ["fill_bad_pixels", "bad_footprint_map", "plateau_mask", "true_pixels", "BAD_THRESHOLD",
+           "ORDERS"]
 
 #: Bilinear weight of a bad pixel above which a destination pixel is flagged.
 BAD_THRESHOLD = 1e-3
@@ -19,7 +20,17 @@ BAD_THRESHOLD = 1e-3
 ORDERS = (0, 1, 3)
 
 
-def fill_bad_pixels(data: np.ndarray, bad: np.ndarray, *, size: int = 5) -> np.ndarray:
+def true_pixels(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows and columns of the True pixels of a 2-D map, as ``np.nonzero``.
+
+    From the flat indices: ``np.nonzero`` of a 2-D array takes about ten times longer on a
+    full frame (0.13 s against 0.01 s for 4088^2), whatever few pixels are set.
+    """
+    return np.divmod(np.flatnonzero(mask), mask.shape[1])
+
+
+def fill_bad_pixels(data: np.ndarray, bad: np.ndarray, *, size: int = 5,
+                    overwrite: bool = False) -> np.ndarray:
     """A copy of ``data`` with bad pixels replaced by the mean of their good neighbours.
 
     Used before spline interpolation so that a NaN or masked pixel cannot ring into its
@@ -33,13 +44,17 @@ def fill_bad_pixels(data: np.ndarray, bad: np.ndarray, *, size: int = 5) -> np.n
         Boolean map, True where ``data`` must not be used.
     size : int, optional
         Box size of the neighbourhood mean (default 5).
+    overwrite : bool, optional
+        ``data`` may be filled in place when it has the output's type (default False).
 
     Returns
     -------
     ndarray
         Image with no bad pixel left, float32 for float32 (or narrower) input, else float64.
     """
-    out = np.array(data, dtype=np.promote_types(np.asarray(data).dtype, np.float32))
+    dtype = np.promote_types(np.asarray(data).dtype, np.float32)
+    out = (data if overwrite and isinstance(data, np.ndarray) and data.dtype == dtype
+           and data.flags.writeable else np.array(data, dtype=dtype))
     bad = np.asarray(bad, dtype=bool)
     if bad.shape != out.shape:
         raise ValueError(f"bad has shape {bad.shape}, data has {out.shape}")
@@ -49,7 +64,7 @@ def fill_bad_pixels(data: np.ndarray, bad: np.ndarray, *, size: int = 5) -> np.n
     if not good.any():
         out[...] = 0.0
         return out
-    if bad.mean() > 0.01:
+    if np.count_nonzero(bad) > 0.01 * bad.size:
         # Many bad pixels (e.g. the empty corners of a reference tile): two box filters over
         # the whole image cost less than gathering each bad pixel's neighbourhood.
         num = ndimage.uniform_filter(np.where(good, out, out.dtype.type(0)), size,
@@ -64,7 +79,7 @@ def fill_bad_pixels(data: np.ndarray, bad: np.ndarray, *, size: int = 5) -> np.n
         return out
     # Gather the size x size neighbourhood of each bad pixel only: bad pixels are usually sparse,
     # and this costs O(n_bad * size**2) instead of filtering the whole image.
-    by, bx = np.nonzero(bad)
+    by, bx = true_pixels(bad)
     num = np.zeros(len(by))
     den = np.zeros(len(by), dtype=np.int32)
     _neighbour_sums(out, good, by, bx, size // 2, num, den)
@@ -233,7 +248,7 @@ def _dilate_cross(bad: np.ndarray) -> np.ndarray:
     Sparse maps (the usual cosmic rays and hot pixels) are dilated by setting the neighbours of
     their few pixels, which costs a fraction of a pass over the whole image.
     """
-    by, bx = np.nonzero(bad)
+    by, bx = true_pixels(bad)
     if len(by) > bad.size // 50:
         return ndimage.binary_dilation(bad)
     out = bad.copy()

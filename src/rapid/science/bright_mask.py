@@ -32,6 +32,8 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 
+from rapid.science.badpixels import true_pixels
+
 # Slowest fall-off of the wing beyond the PSF stamp: the r**-3 envelope of an Airy pattern
 WING_POWER = 3.0
 # Steepest one measured (a Moffat profile with beta = 4)
@@ -175,7 +177,7 @@ def mask_bright_halos(bad: np.ndarray, value_at: Callable[[np.ndarray], np.ndarr
     bright = bright[bright > 0]
     if bright.size == 0:
         return out
-    rim_y, rim_x = np.nonzero(rim)
+    rim_y, rim_x = true_pixels(rim)
     boxes = ndimage.find_objects(labels)
     order = np.argsort(rim_labels, kind="stable")
     starts = np.searchsorted(rim_labels[order], bright)

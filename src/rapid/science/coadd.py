@@ -20,13 +20,14 @@ from rapid.science.image import Frame
 from rapid.science.badpixels import _check_order, bad_footprint_map
 from rapid.science.grid_spline import GridSpline
 from rapid.science.resample import CoarsePixelMap, fill_bad_pixels, integrate_source
-from rapid.science.sampling import interpolation_coefficients, sample_block
+from rapid.science.sampling import interpolation_coefficients, sample_mapped
 
 __all__ = [
     "MeshBackground",
     "FramePlan",
     "plan_frame",
     "resample_footprint",
+    "ResampledRows",
     "footprint_bbox",
     "shifted_wcs",
 ]
@@ -316,12 +317,31 @@ def plan_frame(frame: Frame, index: int, grid_wcs: WCS, grid_shape, *, zero_poin
     return FramePlan(frame, index, scale, bbox, cmap, bad, saturated, background)
 
 
+@dataclass
+class ResampledRows:
+    """A block of rows of a frame resampled onto its footprint, packed span by span.
+
+    Row ``i`` (footprint row ``r0 + i``) keeps bbox columns ``first[i]:last[i]``, from its first
+    to its last pixel with a weight (none when the two are equal); ``values`` and ``weights``
+    hold those spans one after the other. A frame rotated against the grid fills about half of
+    its bounding box, and the rest is never stored.
+    """
+
+    r0: int
+    first: np.ndarray
+    last: np.ndarray
+    values: np.ndarray
+    weights: np.ndarray
+    saturated: np.ndarray | None
+
+
 def resample_footprint(plan: FramePlan, *, order: int = 3, rows: int = 256):
     """Resample a whole frame onto its footprint on the output grid, in blocks of rows.
 
     Everything that depends on the frame only (background subtraction, scaling to the reference
     zero point, bad-pixel filling, the spline prefilter, the grown bad-pixel map) is done once
-    for the frame; the blocks then only evaluate the coarse pixel map and interpolate. The
+    for the frame; the blocks then only map and interpolate the columns of each row that can
+    fall on the frame (:meth:`rapid.science.resample.CoarsePixelMap.column_spans`). The
     variance is the square of the nearest source pixel's uncertainty.
 
     Parameters
@@ -336,10 +356,10 @@ def resample_footprint(plan: FramePlan, *, order: int = 3, rows: int = 256):
 
     Yields
     ------
-    r0, values, weights, saturated
-        First row of the block (relative to ``plan.bbox``), float32 values (NaN where invalid),
-        float32 inverse-variance weights (0 where invalid) and a boolean map of pixels touched by
-        saturated source pixels (None when unknown), each of shape (rows, bbox width).
+    ResampledRows
+        float32 values (NaN where invalid inside a span) and inverse-variance weights (0 where
+        invalid), and a boolean (rows, bbox width) map of pixels touched by saturated source
+        pixels (None when unknown).
     """
     order = _check_order(order)
     if int(rows) < 1:
@@ -354,7 +374,7 @@ def resample_footprint(plan: FramePlan, *, order: int = 3, rows: int = 256):
     # output pixel, since the nearest source pixel of an output pixel lies in its
     # interpolation footprint.
     unc = np.asarray(unc, dtype=np.float32) * np.float32(plan.scale)
-    sub, bad, unc = integrate_source(fill_bad_pixels(sub, bad), bad, unc,
+    sub, bad, unc = integrate_source(fill_bad_pixels(sub, bad, overwrite=True), bad, unc,
                                      plan.cmap.integration_cov)
     coeffs = interpolation_coefficients(sub, order, overwrite=True)
     del sub
@@ -364,25 +384,26 @@ def resample_footprint(plan: FramePlan, *, order: int = 3, rows: int = 256):
         satmap = None
     by0, by1, bx0, bx1 = plan.bbox
     ny = by1 - by0
+    lo, hi = plan.cmap.column_spans((sy, sx), 0, ny)
     for r0 in range(0, ny, int(rows)):
         r1 = min(ny, r0 + int(rows))
-        ys, xs = plan.cmap.block(r0, r1)
-        values, sigma, saturated = sample_block(coeffs, ys, xs, order=order, src_shape=(sy, sx),
-                                                edge_tol=_EDGE_TOL, badmap=badmap, unc=unc,
-                                                satmap=satmap)
-        del ys, xs
         # fluxes kept on the grid's pixels, whatever their size against the frame's
-        area = plan.cmap.area(r0, r1)
-        values *= area
-        sigma *= area
+        # (sample_mapped multiplies by the pixel area)
+        values, sigma, saturated, first, last = sample_mapped(
+            coeffs, plan.cmap.mapped_rows(r0, r1), order=order, src_shape=(sy, sx),
+            lo=lo[r0:r1], hi=hi[r0:r1], edge_tol=_EDGE_TOL, badmap=badmap, unc=unc,
+            satmap=satmap)
+        values = np.concatenate([values[i, f:e] for i, (f, e) in enumerate(zip(first, last))])
+        sigma = np.concatenate([sigma[i, f:e] for i, (f, e) in enumerate(zip(first, last))])
         # The weight is the inverse of the frame's own (uninterpolated) variance: resampling
         # lowers the per-pixel variance by a phase-dependent factor (see
         # interpolation_variance_factor) but keeps the variance of sums over a few pixels, which
         # is what photometry on the coadd sees; weighting by the lowered variance would favour
         # frames by their sub-pixel phase and make the coadd's PSF vary from pixel to pixel.
-        with np.errstate(divide="ignore", invalid="ignore"):
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             weights = np.where(sigma > 0, 1.0 / (sigma * sigma), np.float32(0))
         values[weights == 0] = np.nan
         if plan.saturated is not None and saturated is None:
-            saturated = np.zeros(values.shape, dtype=bool)
-        yield r0, values, weights.astype(np.float32, copy=False), saturated
+            saturated = np.zeros((r1 - r0, bx1 - bx0), dtype=bool)
+        yield ResampledRows(r0, first, last, values, weights.astype(np.float32, copy=False),
+                            saturated)

@@ -55,6 +55,16 @@ class GridSpline:
                                    self.k[1]).toarray()
         return np.ascontiguousarray((self.coeffs @ bx.T).astype(dtype, copy=False))
 
+    def row_basis(self, yv: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The B-spline basis of rows ``yv``: (len(yv), 4) coefficient-row indices and weights.
+
+        Row ``i`` of the spline over the columns of a factor F is ``offset + sum(weights[i, k] *
+        F[indices[i, k]])``: what :meth:`rows` computes, in a form a compiled loop can evaluate
+        for some columns of a row only. A basis of lower order is padded with zero weights.
+        """
+        return _dense_basis(BSpline.design_matrix(np.asarray(yv, dtype=np.float64),
+                                                  self.knots[0], self.k[0]).tocsr())
+
     def rows(self, yv: np.ndarray, factor: np.ndarray) -> np.ndarray:
         """The spline at rows ``yv`` and the columns of ``factor``, in ``factor``'s dtype."""
         by = BSpline.design_matrix(np.asarray(yv, dtype=np.float64), self.knots[0],
@@ -62,3 +72,19 @@ class GridSpline:
         out = np.asarray(by @ factor)
         out += out.dtype.type(self.offset)
         return out
+
+
+def _dense_basis(rows) -> tuple[np.ndarray, np.ndarray]:
+    """(indices, weights) of a CSR matrix with at most 4 entries a row, as (n, 4) arrays padded
+    with zero weights on index 0."""
+    n = rows.shape[0]
+    counts = np.diff(rows.indptr)
+    if counts.size and counts.max() > 4:
+        raise ValueError(f"a basis row has {counts.max()} terms, at most 4 are taken")
+    indices = np.zeros((n, 4), dtype=np.int64)
+    weights = np.zeros((n, 4), dtype=np.float64)
+    slot = np.arange(len(rows.indices)) - np.repeat(rows.indptr[:-1], counts)
+    row = np.repeat(np.arange(n), counts)
+    indices[row, slot] = rows.indices
+    weights[row, slot] = rows.data
+    return indices, weights

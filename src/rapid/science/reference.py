@@ -213,17 +213,13 @@ def _store_frame(plan: FramePlan, folder: str, *, order: int,
     last = np.zeros(by1 - by0, dtype=np.int64)
     # Plain file writes rather than memory maps: mapped pages would count as the job's memory.
     with open(stored.values, "wb") as fv, open(stored.weights, "wb") as fw:
-        for r0, v, w, sat in resample_footprint(plan, order=order):
-            valid = w > 0
-            anyv = valid.any(axis=1)
-            r1 = r0 + len(v)
-            first[r0:r1] = np.where(anyv, np.argmax(valid, axis=1), 0)
-            last[r0:r1] = np.where(anyv, valid.shape[1] - np.argmax(valid[:, ::-1], axis=1), 0)
-            keep = _span_mask(first[r0:r1], last[r0:r1], v.shape[1])
-            v[keep].tofile(fv)
-            w[keep].tofile(fw)
-            if sat is not None:
-                saturated_grid[by0 + r0:by0 + r1, bx0:bx1] |= sat
+        for block in resample_footprint(plan, order=order):
+            r0, r1 = block.r0, block.r0 + len(block.first)
+            first[r0:r1], last[r0:r1] = block.first, block.last
+            block.values.tofile(fv)
+            block.weights.tofile(fw)
+            if block.saturated is not None:
+                saturated_grid[by0 + r0:by0 + r1, bx0:bx1] |= block.saturated
     stored.first, stored.last = first, last
     stored.offset = np.concatenate([[0], np.cumsum(last - first)])
     return stored

@@ -45,7 +45,12 @@ from rapid.science.psf_transform import (
     local_jacobian,
     transform_psf,
 )
-from rapid.science.sampling import footprint_touches, interpolation_coefficients, sample_block
+from rapid.science.sampling import (
+    MappedRows,
+    footprint_touches,
+    interpolation_coefficients,
+    sample_block,
+)
 
 __all__ = [
     "CoarsePixelMap",
@@ -134,8 +139,10 @@ class CoarsePixelMap:
             # Far outside any image, so positions there read as "outside the source".
             xs[bad] = -1e6
             ys[bad] = -1e6
+        self._nodes = (ys, xs)
         self._cols = None
         self._area_cols = None
+        self._mapped_cols = None
         self._bad_coarse = ndimage.binary_dilation(bad, iterations=2) if bad.any() else None
         #: d(source pixel)/d(destination pixel), (y, x) order: the median over the coarse
         #: cells (None for a single coarse row or column)
@@ -193,6 +200,75 @@ class CoarsePixelMap:
             xsrc[spoiled] = np.nan
         return ysrc, xsrc
 
+    def mapped_rows(self, y0: int, y1: int, x0: int = 0, x1: int | None = None) -> MappedRows:
+        """The source positions and pixel areas of rows ``y0:y1``, columns ``x0:x1``, as
+        splines that :func:`rapid.science.sampling.sample_mapped` evaluates while it samples:
+        :meth:`block` and :meth:`area` without their arrays."""
+        ny, nx = self.shape
+        x1 = nx if x1 is None else x1
+        if not (0 <= y0 < y1 <= ny and 0 <= x0 < x1 <= nx):
+            raise ValueError(f"block ({y0}:{y1}, {x0}:{x1}) outside the grid {self.shape}")
+        yv = np.arange(y0, y1, dtype=np.float64)
+        if self._mapped_cols is None or self._mapped_cols[0] != (x0, x1):
+            self._mapped_cols = ((x0, x1), self._column_factors(x0, x1))
+        factors, offsets = self._mapped_cols[1]
+        if self._splines is None:
+            indices, basis = _linear_basis(self._yc, yv)
+        else:
+            # the three splines share their knots, so one basis serves them all
+            indices, basis = self._splines[0].row_basis(yv)
+        undefined = None
+        if self._bad_coarse is not None:
+            iy = np.clip(np.searchsorted(self._yc, yv), 0, len(self._yc) - 1)
+            ix = np.clip(np.searchsorted(self._xc, np.arange(x0, x1)), 0, len(self._xc) - 1)
+            undefined = np.ascontiguousarray(self._bad_coarse[np.ix_(iy, ix)])
+        return MappedRows(indices, basis, *factors, offsets, undefined)
+
+    def _column_factors(self, x0: int, x1: int):
+        """The column factors of the source rows, columns and areas over columns ``x0:x1``, and
+        the offsets added back (see :class:`rapid.science.sampling.MappedRows`)."""
+        xv = np.arange(x0, x1, dtype=np.float64)
+        if self._splines is None:
+            # linear along the one coarse row or column (as :meth:`block`), the area constant
+            ys_c, xs_c = self._exact
+            factors = tuple(np.ascontiguousarray(
+                _linear_grid(self._yc, self._xc, v, self._yc, xv), dtype=np.float64)
+                for v in (ys_c, xs_c, np.full_like(ys_c, self._area)))
+            return factors, np.zeros(3)
+        splines = (*self._splines, self._area)
+        return (tuple(s.column_factor(xv) for s in splines),
+                np.array([s.offset for s in splines]))
+
+    def column_spans(self, src_shape, y0: int, y1: int, *, margin: float = 2.0):
+        """Per row of ``y0:y1``, the columns ``lo:hi`` outside which no pixel maps within
+        ``margin`` source pixels of the source image ``src_shape``.
+
+        Decided cell by cell of the coarse grid: the mapping is affine across a cell to far
+        better than a pixel, so a cell's source footprint lies inside the box of its corners'
+        positions, and a cell whose box misses the source holds no pixel that maps onto it.
+        """
+        ny, nx = self.shape
+        if not 0 <= y0 < y1 <= ny:
+            raise ValueError(f"rows {y0}:{y1} outside the grid {self.shape}")
+        ys, xs = self._nodes
+        sy, sx = (int(n) for n in src_shape)
+        if len(self._yc) < 2 or len(self._xc) < 2:
+            return np.zeros(y1 - y0, dtype=np.int64), np.full(y1 - y0, nx, dtype=np.int64)
+        corners = [(a[:-1, :-1], a[:-1, 1:], a[1:, :-1], a[1:, 1:]) for a in (ys, xs)]
+        lo_y, hi_y = np.minimum.reduce(corners[0]), np.maximum.reduce(corners[0])
+        lo_x, hi_x = np.minimum.reduce(corners[1]), np.maximum.reduce(corners[1])
+        live = ((hi_y >= -margin) & (lo_y <= sy - 1 + margin)
+                & (hi_x >= -margin) & (lo_x <= sx - 1 + margin))
+        # cell row of each destination row (the last node row closes the last cell)
+        cell = np.clip(np.searchsorted(self._yc, np.arange(y0, y1), side="right") - 1, 0,
+                       len(self._yc) - 2)
+        any_live = live.any(axis=1)
+        first_cell = np.argmax(live, axis=1)
+        end_cell = live.shape[1] - np.argmax(live[:, ::-1], axis=1)
+        lo = np.where(any_live, self._xc[first_cell].astype(np.int64), 0)
+        hi = np.where(any_live, self._xc[end_cell].astype(np.int64) + 1, 0)
+        return lo[cell], hi[cell]
+
     def area(self, y0: int, y1: int, x0: int = 0, x1: int | None = None) -> np.ndarray:
         """Area of each destination pixel of rows ``y0:y1``, columns ``x0:x1``, in source
         pixels (``|det d(src)/d(dst)|``): what a resampled frame's pixels are multiplied by to
@@ -237,6 +313,22 @@ def _median_jacobian(yc, xc, ys, xs, bad) -> np.ndarray | None:
         jac[i, 0] = np.median(((src[1:, :-1] - src[:-1, :-1]) / dy)[cells])
         jac[i, 1] = np.median(((src[:-1, 1:] - src[:-1, :-1]) / dx)[cells])
     return jac
+
+
+def _linear_basis(yc, yv):
+    """(len(yv), 4) node indices and weights of linear interpolation in ``yc`` at rows ``yv``
+    (a single node: weight 1 on it), padded with zero weights as GridSpline.row_basis."""
+    n = len(yv)
+    indices = np.zeros((n, 4), dtype=np.int64)
+    weights = np.zeros((n, 4))
+    if len(yc) == 1:
+        weights[:, 0] = 1.0
+        return indices, weights
+    j = np.clip(np.searchsorted(yc, yv, side="right") - 1, 0, len(yc) - 2)
+    t = np.clip((yv - yc[j]) / (yc[j + 1] - yc[j]), 0.0, 1.0)
+    indices[:, 0], indices[:, 1] = j, j + 1
+    weights[:, 0], weights[:, 1] = 1.0 - t, t
+    return indices, weights
 
 
 def _linear_grid(yc, xc, values, yv, xv):

@@ -18,20 +18,46 @@ compiled loop (numba), several times faster on one core, with the same numbers:
 - the uncertainty is that of the nearest source pixel (it only sets weights and per-pixel
   variances; interpolating it would cost a second interpolation for no gain).
 
+:func:`sample_mapped` does the same at positions given as splines (a coarse pixel map's, see
+:meth:`rapid.science.resample.CoarsePixelMap.mapped_rows`), evaluated in the loop itself and
+only over the columns of each row that can fall on the source: no coordinate arrays, and none of
+a rotated footprint's empty corners.
+
 The kernels compile on first use (about a second) and are cached beside this module.
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import numba
 import numpy as np
 
 from rapid.science.badpixels import BAD_THRESHOLD, _check_order, bad_footprint_map
 
-__all__ = ["sample_block", "footprint_touches", "interpolation_coefficients"]
+__all__ = ["sample_block", "sample_mapped", "MappedRows", "footprint_touches",
+           "interpolation_coefficients"]
 
 _NO_MAP = np.zeros((1, 1), dtype=np.bool_)
 _NO_UNC = np.zeros((1, 1), dtype=np.float32)
+_NO_POSITIONS = np.zeros((1, 1), dtype=np.float64)
+_NO_INDEX = np.zeros(1, dtype=np.int64)
+_NO_BASIS_INDEX = np.zeros((1, 4), dtype=np.int64)
+_NO_FACTOR = np.zeros((1, 1), dtype=np.float64)
+# the mapping arguments of _sample when positions are given as arrays
+_NO_MAPPING = (_NO_BASIS_INDEX, np.zeros((1, 4)), _NO_FACTOR, _NO_FACTOR, _NO_FACTOR, np.zeros(3),
+               _NO_MAP, False, _NO_INDEX, _NO_INDEX)
+
+
+def _maps(badmap, unc, satmap) -> tuple:
+    """The optional maps as _sample takes them: each array (a placeholder when None) and
+    whether it was given."""
+    return (_NO_MAP if badmap is None else np.ascontiguousarray(badmap, dtype=np.bool_),
+            badmap is not None,
+            _NO_UNC if unc is None else np.ascontiguousarray(unc, dtype=np.float32),
+            unc is not None,
+            _NO_MAP if satmap is None else np.ascontiguousarray(satmap, dtype=np.bool_),
+            satmap is not None)
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
@@ -110,13 +136,40 @@ def _value_at(coeffs, iy: int, ix: int, ty: float, tx: float, order: int) -> flo
 
 
 @numba.njit(cache=True, nogil=True)
-def _sample(coeffs, order, ys, xs, src_ny, src_nx, off_y, off_x, edge_tol, threshold,
-            badmap, use_bad, unc, use_unc, satmap, use_sat, values, sigma, saturated):
-    rows, cols = ys.shape
+def _sample(mapped, ys, xs, indices, basis, fy, fx, fa, offsets, undefined,
+            use_undefined, lo, hi, coeffs, order, src_ny, src_nx, off_y, off_x, edge_tol,
+            threshold, badmap, use_bad, unc, use_unc, satmap, use_sat, values, sigma, saturated,
+            first, last):
+    """The sampling loop of :func:`sample_block` (positions ``ys``, ``xs``) and, when
+    ``mapped``, of :func:`sample_mapped` (positions and areas from the splines, columns
+    ``lo[i]:hi[i]`` only): one loop, so that both get the same compiled code."""
+    rows, cols = values.shape
     for i in range(rows):
+        found = -1
+        end = 0
+        if mapped:
+            # the row's four basis terms (zero weights pad a shorter basis) over the column
+            # factors: row views and weights held once per row (GridSpline.row_basis)
+            w0, w1, w2, w3 = basis[i, 0], basis[i, 1], basis[i, 2], basis[i, 3]
+            i0, i1, i2, i3 = indices[i, 0], indices[i, 1], indices[i, 2], indices[i, 3]
+            fy0, fy1, fy2, fy3 = fy[i0], fy[i1], fy[i2], fy[i3]
+            fx0, fx1, fx2, fx3 = fx[i0], fx[i1], fx[i2], fx[i3]
+            fa0, fa1, fa2, fa3 = fa[i0], fa[i1], fa[i2], fa[i3]
+            j0, j1 = lo[i], hi[i]
         for j in range(cols):
-            y = ys[i, j]
-            x = xs[i, j]
+            if mapped:
+                if j < j0 or j >= j1 or (use_undefined and undefined[i, j]):
+                    values[i, j] = np.nan
+                    sigma[i, j] = np.nan
+                    saturated[i, j] = False
+                    continue
+                y = offsets[0] + w0 * fy0[j] + w1 * fy1[j] + w2 * fy2[j] + w3 * fy3[j]
+                x = offsets[1] + w0 * fx0[j] + w1 * fx1[j] + w2 * fx2[j] + w3 * fx3[j]
+                area = offsets[2] + w0 * fa0[j] + w1 * fa1[j] + w2 * fa2[j] + w3 * fa3[j]
+            else:
+                y = ys[i, j]
+                x = xs[i, j]
+                area = 1.0
             inside = (y >= -edge_tol) and (y <= src_ny - 1 + edge_tol) and \
                 (x >= -edge_tol) and (x <= src_nx - 1 + edge_tol)  # False for NaN
             if not inside:
@@ -127,22 +180,49 @@ def _sample(coeffs, order, ys, xs, src_ny, src_nx, off_y, off_x, edge_tol, thres
             # the integer and fractional parts, once for every test and lookup below
             ly = y - off_y
             lx = x - off_x
-            fy = np.floor(ly)
-            fx = np.floor(lx)
-            iy = int(fy)
-            ix = int(fx)
-            ty = ly - fy
-            tx = lx - fx
+            fly = np.floor(ly)
+            flx = np.floor(lx)
+            iy = int(fly)
+            ix = int(flx)
+            ty = ly - fly
+            tx = lx - flx
             saturated[i, j] = use_sat and _touches_at(satmap, iy, ix, ty, tx, threshold)
             if use_bad and _touches_at(badmap, iy, ix, ty, tx, threshold):
                 values[i, j] = np.nan
                 sigma[i, j] = np.nan
                 continue
-            values[i, j] = _value_at(coeffs, iy, ix, ty, tx, order)
+            values[i, j] = area * _value_at(coeffs, iy, ix, ty, tx, order)
             if use_unc:
-                sigma[i, j] = unc[_nearest(iy, ty, unc.shape[0]), _nearest(ix, tx, unc.shape[1])]
+                s = area * unc[_nearest(iy, ty, unc.shape[0]), _nearest(ix, tx, unc.shape[1])]
+                sigma[i, j] = s
+                if s > 0 and s < np.inf:
+                    if found < 0:
+                        found = j
+                    end = j + 1
             else:
                 sigma[i, j] = np.nan
+        first[i] = max(found, 0)
+        last[i] = end
+
+
+class MappedRows(NamedTuple):
+    """Source positions and pixel areas of a block of destination rows, as splines.
+
+    Row ``i``'s source row at column ``j`` is ``offsets[0] + sum(basis[i, k] *
+    ys_factor[indices[i, k], j])`` over the four ``k``; the source column and the area (of a
+    destination pixel in source pixels) likewise with ``xs_factor``, ``area_factor`` and
+    ``offsets[1]``, ``offsets[2]``. ``undefined`` is None or a boolean (rows, columns) map of
+    destination pixels the mapping cannot reach. Made by
+    :meth:`rapid.science.resample.CoarsePixelMap.mapped_rows`.
+    """
+
+    indices: np.ndarray
+    basis: np.ndarray
+    ys_factor: np.ndarray
+    xs_factor: np.ndarray
+    area_factor: np.ndarray
+    offsets: np.ndarray
+    undefined: np.ndarray | None
 
 
 #: Pole of the cubic B-spline prefilter, and the gain that goes with it.
@@ -342,12 +422,66 @@ def sample_block(coeffs: np.ndarray, ys: np.ndarray, xs: np.ndarray, *, order: i
     values = np.empty(ys.shape, dtype=np.float32)
     sigma = np.empty(ys.shape, dtype=np.float32)
     saturated = np.empty(ys.shape, dtype=np.bool_)
-    _sample(coeffs, int(order), ys, xs, int(src_shape[0]), int(src_shape[1]), float(origin[0]),
-            float(origin[1]), float(edge_tol), BAD_THRESHOLD,
-            _NO_MAP if badmap is None else np.ascontiguousarray(badmap, dtype=np.bool_),
-            badmap is not None,
-            _NO_UNC if unc is None else np.ascontiguousarray(unc, dtype=np.float32),
-            unc is not None,
-            _NO_MAP if satmap is None else np.ascontiguousarray(satmap, dtype=np.bool_),
-            satmap is not None, values, sigma, saturated)
+    _sample(False, ys, xs, *_NO_MAPPING, coeffs, int(order), int(src_shape[0]),
+            int(src_shape[1]), float(origin[0]), float(origin[1]), float(edge_tol),
+            BAD_THRESHOLD, *_maps(badmap, unc, satmap), values, sigma, saturated,
+            np.empty(ys.shape[0], dtype=np.int64), np.empty(ys.shape[0], dtype=np.int64))
     return values, sigma, (saturated if satmap is not None else None)
+
+
+def sample_mapped(coeffs: np.ndarray, mapped: MappedRows, *, order: int,
+                  src_shape: tuple[int, int], lo: np.ndarray | None = None,
+                  hi: np.ndarray | None = None, origin: tuple[int, int] = (0, 0),
+                  edge_tol: float = 1e-3, badmap: np.ndarray | None = None,
+                  unc: np.ndarray | None = None, satmap: np.ndarray | None = None):
+    """:func:`sample_block` at positions given as splines, each multiplied by its pixel area.
+
+    The positions are evaluated inside the same compiled loop that samples them, and only in
+    each row's columns ``lo[i]:hi[i]`` (all columns by default): no coordinate arrays are made,
+    and the parts of a footprint's bounding box that cannot map onto the source cost nothing.
+
+    Parameters
+    ----------
+    coeffs, order, src_shape, origin, edge_tol, badmap, unc, satmap
+        As for :func:`sample_block`.
+    mapped : MappedRows
+        The rows' source positions and pixel areas.
+    lo, hi : ndarray, optional
+        Per row, the first and the end column that may map onto the source; columns outside
+        are NaN.
+
+    Returns
+    -------
+    values, sigma : ndarray
+        float32 (rows, columns): :func:`sample_block`'s, both multiplied by the pixel area.
+    saturated : ndarray or None
+        As for :func:`sample_block`.
+    first, last : ndarray
+        Per row, the first column and the end of the columns with a value and a finite,
+        positive sigma (both 0 for a row without one).
+    """
+    order = _check_order(order)
+    coeffs = np.ascontiguousarray(coeffs, dtype=np.float32)
+    for name, arr in (("badmap", badmap), ("unc", unc), ("satmap", satmap)):
+        if arr is not None and np.shape(arr) != coeffs.shape:
+            raise ValueError(f"{name} has shape {np.shape(arr)}, coeffs has {coeffs.shape}")
+    rows = len(mapped.indices)
+    cols = mapped.ys_factor.shape[1]
+    lo = np.zeros(rows, dtype=np.int64) if lo is None else np.asarray(lo, dtype=np.int64)
+    hi = np.full(rows, cols, dtype=np.int64) if hi is None else np.asarray(hi, dtype=np.int64)
+    if lo.shape != (rows,) or hi.shape != (rows,):
+        raise ValueError(f"lo and hi must hold one column per row ({rows}), got {lo.shape}, "
+                         f"{hi.shape}")
+    values = np.empty((rows, cols), dtype=np.float32)
+    sigma = np.empty((rows, cols), dtype=np.float32)
+    saturated = np.empty((rows, cols), dtype=np.bool_)
+    first = np.empty(rows, dtype=np.int64)
+    last = np.empty(rows, dtype=np.int64)
+    _sample(True, _NO_POSITIONS, _NO_POSITIONS, mapped.indices, mapped.basis,
+            mapped.ys_factor, mapped.xs_factor, mapped.area_factor,
+            np.asarray(mapped.offsets, dtype=np.float64),
+            _NO_MAP if mapped.undefined is None else mapped.undefined,
+            mapped.undefined is not None, lo, hi, coeffs, int(order), int(src_shape[0]),
+            int(src_shape[1]), float(origin[0]), float(origin[1]), float(edge_tol),
+            BAD_THRESHOLD, *_maps(badmap, unc, satmap), values, sigma, saturated, first, last)
+    return values, sigma, (saturated if satmap is not None else None), first, last

@@ -18,8 +18,16 @@ __all__ = ["compile_kernels"]
 
 def compile_kernels() -> float:
     """Run every compiled kernel once on tiny inputs; returns the seconds it took."""
+    from astropy.wcs import WCS
+
     from rapid.science.coadd import MeshBackground
-    from rapid.science.sampling import footprint_touches, interpolation_coefficients, sample_block
+    from rapid.science.resample import CoarsePixelMap
+    from rapid.science.sampling import (
+        footprint_touches,
+        interpolation_coefficients,
+        sample_block,
+        sample_mapped,
+    )
     from rapid.science.stack import combine_stack
 
     t0 = time.perf_counter()
@@ -32,6 +40,14 @@ def compile_kernels() -> float:
         coeffs = interpolation_coefficients(image, order)
         for maps in ({}, {"badmap": bad, "unc": np.ones_like(image), "satmap": bad}):
             sample_block(coeffs, ys, xs, order=order, src_shape=image.shape, **maps)
+    wcs = WCS(naxis=2)
+    wcs.wcs.ctype = ["RA---TAN", "DEC--TAN"]
+    wcs.wcs.cdelt = [-3e-5, 3e-5]
+    mapped = CoarsePixelMap(wcs, wcs, (30, 30), step=8).mapped_rows(0, 30)
+    for order in (1, 3):
+        coeffs = interpolation_coefficients(image, order)
+        sample_mapped(coeffs, mapped, order=order, src_shape=image.shape, badmap=bad,
+                      unc=np.ones_like(image), satmap=bad)
     footprint_touches(bad, ys, xs, order=3)
     MeshBackground(image, bad, box=8).back(0, 40, 0, 40)
     stack = rng.normal(size=(5, 6, 7)).astype(np.float32)
