@@ -23,9 +23,12 @@ _CHUNK = 4096
 
 @functools.lru_cache(maxsize=None)
 def _sorting_network(n: int) -> np.ndarray:
-    """Comparator pairs (i, j), i < j, of Batcher's odd-even merge sort of the next power of 2 >= n.
+    """Comparator pairs (i, j), i < j < n, that sort n values: Batcher's odd-even merge sort of
+    the next power of 2 >= n, padded with +inf.
 
-    Applying them in order (swap when the value at i exceeds that at j) sorts any input.
+    Applying them in order (swap when the value at i exceeds that at j) sorts any input. The
+    padding never moves (a comparator meets it only as the larger value, at its higher index),
+    so the comparators that reach past n are dropped: a quarter of them for 25 values.
     """
     size = 1
     while size < n:
@@ -41,7 +44,8 @@ def _sorting_network(n: int) -> np.ndarray:
                         pairs.append((i + j, i + j + k))
             k //= 2
         p *= 2
-    return np.array(pairs, dtype=np.int64).reshape(-1, 2)
+    pairs = np.array(pairs, dtype=np.int64).reshape(-1, 2)
+    return pairs[pairs[:, 1] < n]
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
@@ -63,10 +67,7 @@ def _medians(values, weights, network, med_out, n_out) -> None:
     sorting each pixel's samples on their own.
     """
     nk, ny, nx = values.shape
-    size = 1
-    while size < nk:
-        size *= 2
-    work = np.empty((size, _CHUNK), dtype=np.float32)
+    work = np.empty((nk, _CHUNK), dtype=np.float32)
     count = np.empty(_CHUNK, dtype=np.int64)
     for i in range(ny):
         for c0 in range(0, nx, _CHUNK):
@@ -79,7 +80,6 @@ def _medians(values, weights, network, med_out, n_out) -> None:
                         count[j] += 1
                     else:
                         work[k, j] = np.inf
-            work[nk:, :width] = np.inf
             for c in range(network.shape[0]):
                 _compare_exchange(work[network[c, 0]], work[network[c, 1]], width)
             for j in range(width):
