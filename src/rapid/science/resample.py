@@ -49,7 +49,7 @@ from rapid.science.sampling import (
     MappedRows,
     footprint_touches,
     interpolation_coefficients,
-    sample_block,
+    sample_mapped,
 )
 
 __all__ = [
@@ -200,10 +200,12 @@ class CoarsePixelMap:
             xsrc[spoiled] = np.nan
         return ysrc, xsrc
 
-    def mapped_rows(self, y0: int, y1: int, x0: int = 0, x1: int | None = None) -> MappedRows:
+    def mapped_rows(self, y0: int, y1: int, x0: int = 0, x1: int | None = None, *,
+                    areas: bool = True) -> MappedRows:
         """The source positions and pixel areas of rows ``y0:y1``, columns ``x0:x1``, as
         splines that :func:`rapid.science.sampling.sample_mapped` evaluates while it samples:
-        :meth:`block` and :meth:`area` without their arrays."""
+        :meth:`block` and :meth:`area` without their arrays. With ``areas`` False every area
+        is 1 (samples kept as surface brightness)."""
         ny, nx = self.shape
         x1 = nx if x1 is None else x1
         if not (0 <= y0 < y1 <= ny and 0 <= x0 < x1 <= nx):
@@ -212,6 +214,9 @@ class CoarsePixelMap:
         if self._mapped_cols is None or self._mapped_cols[0] != (x0, x1):
             self._mapped_cols = ((x0, x1), self._column_factors(x0, x1))
         factors, offsets = self._mapped_cols[1]
+        if not areas:
+            factors = (*factors[:2], np.zeros_like(factors[2]))
+            offsets = np.array([offsets[0], offsets[1], 1.0])
         if self._splines is None:
             indices, basis = _linear_basis(self._yc, yv)
         else:
@@ -497,19 +502,14 @@ def _resample_with_bad(data, src_wcs, dst_wcs, dst_shape, *, order, step, fill, 
     out_unc = np.empty((ny, nx), dtype=np.float32) if unc is not None else None
     for y0 in range(0, ny, _BLOCK_ROWS):
         y1 = min(ny, y0 + _BLOCK_ROWS)
-        ys, xs = cmap.block(y0, y1)
-        values, sigma, _ = sample_block(coeffs, ys, xs, order=order, src_shape=(sy, sx),
-                                        origin=(wy0, wx0), edge_tol=_EDGE_TOL, badmap=badmap,
-                                        unc=unc_window)
-        if conserve_flux:
-            area = cmap.area(y0, y1)
-            values *= area
-            if sigma is not None:
-                sigma *= area
+        values, sigma, _, _, _ = sample_mapped(
+            coeffs, cmap.mapped_rows(y0, y1, areas=conserve_flux), order=order,
+            src_shape=(sy, sx), origin=(wy0, wx0), edge_tol=_EDGE_TOL, badmap=badmap,
+            unc=unc_window)
         out[y0:y1] = values
         if out_unc is not None:
             out_unc[y0:y1] = sigma
-        del ys, xs, values, sigma
+        del values, sigma
     out_bad = np.isnan(out)
     out[out_bad] = fill
     if out_unc is not None:
