@@ -49,9 +49,12 @@ _NO_MAPPING = (_NO_BASIS_INDEX, np.zeros((1, 4)), _NO_FACTOR, _NO_FACTOR, _NO_FA
                _NO_MAP, False, _NO_INDEX, _NO_INDEX)
 
 
-def _maps(badmap, unc, satmap) -> tuple:
+def _maps(shape, badmap, unc, satmap) -> tuple:
     """The optional maps as _sample takes them: each array (a placeholder when None) and
-    whether it was given."""
+    whether it was given; each given one must have the coefficients' ``shape``."""
+    for name, arr in (("badmap", badmap), ("unc", unc), ("satmap", satmap)):
+        if arr is not None and np.shape(arr) != shape:
+            raise ValueError(f"{name} has shape {np.shape(arr)}, coeffs has {shape}")
     return (_NO_MAP if badmap is None else np.ascontiguousarray(badmap, dtype=np.bool_),
             badmap is not None,
             _NO_UNC if unc is None else np.ascontiguousarray(unc, dtype=np.float32),
@@ -416,15 +419,13 @@ def sample_block(coeffs: np.ndarray, ys: np.ndarray, xs: np.ndarray, *, order: i
     if ys.ndim != 2 or ys.shape != xs.shape:
         raise ValueError(f"ys and xs must be 2-D of one shape, got {ys.shape}, {xs.shape}")
     coeffs = np.ascontiguousarray(coeffs, dtype=np.float32)
-    for name, arr in (("badmap", badmap), ("unc", unc), ("satmap", satmap)):
-        if arr is not None and np.shape(arr) != coeffs.shape:
-            raise ValueError(f"{name} has shape {np.shape(arr)}, coeffs has {coeffs.shape}")
+    maps = _maps(coeffs.shape, badmap, unc, satmap)
     values = np.empty(ys.shape, dtype=np.float32)
     sigma = np.empty(ys.shape, dtype=np.float32)
     saturated = np.empty(ys.shape, dtype=np.bool_)
     _sample(False, ys, xs, *_NO_MAPPING, coeffs, int(order), int(src_shape[0]),
             int(src_shape[1]), float(origin[0]), float(origin[1]), float(edge_tol),
-            BAD_THRESHOLD, *_maps(badmap, unc, satmap), values, sigma, saturated,
+            BAD_THRESHOLD, *maps, values, sigma, saturated,
             np.empty(ys.shape[0], dtype=np.int64), np.empty(ys.shape[0], dtype=np.int64))
     return values, sigma, (saturated if satmap is not None else None)
 
@@ -462,9 +463,7 @@ def sample_mapped(coeffs: np.ndarray, mapped: MappedRows, *, order: int,
     """
     order = _check_order(order)
     coeffs = np.ascontiguousarray(coeffs, dtype=np.float32)
-    for name, arr in (("badmap", badmap), ("unc", unc), ("satmap", satmap)):
-        if arr is not None and np.shape(arr) != coeffs.shape:
-            raise ValueError(f"{name} has shape {np.shape(arr)}, coeffs has {coeffs.shape}")
+    maps = _maps(coeffs.shape, badmap, unc, satmap)
     rows = len(mapped.indices)
     cols = mapped.ys_factor.shape[1]
     lo = np.zeros(rows, dtype=np.int64) if lo is None else np.asarray(lo, dtype=np.int64)
@@ -483,5 +482,5 @@ def sample_mapped(coeffs: np.ndarray, mapped: MappedRows, *, order: int,
             _NO_MAP if mapped.undefined is None else mapped.undefined,
             mapped.undefined is not None, lo, hi, coeffs, int(order), int(src_shape[0]),
             int(src_shape[1]), float(origin[0]), float(origin[1]), float(edge_tol),
-            BAD_THRESHOLD, *_maps(badmap, unc, satmap), values, sigma, saturated, first, last)
+            BAD_THRESHOLD, *maps, values, sigma, saturated, first, last)
     return values, sigma, (saturated if satmap is not None else None), first, last
