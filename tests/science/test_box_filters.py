@@ -21,3 +21,20 @@ def test_box_maximum_refuses_even_sizes_and_other_ranks():
         box_maximum(np.zeros((4, 4)), 4)
     with pytest.raises(ValueError):
         box_maximum(np.zeros(4), 3)
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (1, 9), (6, 1), (40, 33)])
+@pytest.mark.parametrize("iterations", [0, 1, 2, 3])
+def test_cross_dilation_is_scipys(shape, iterations):
+    from scipy.ndimage import binary_dilation
+
+    from rapid.science.box_filters import cross_dilation
+
+    rng = np.random.default_rng(iterations)
+    for share in (0.02, 0.3):
+        mask = rng.random(shape) < share
+        mask[0, 0] = mask[-1, -1] = True  # at the edges
+        out = cross_dilation(mask, iterations)
+        assert out is not mask and out.dtype == bool
+        want = binary_dilation(mask, iterations=iterations) if iterations else mask
+        assert np.array_equal(out, want)

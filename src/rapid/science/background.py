@@ -10,6 +10,7 @@ import scipy.fft
 import sep
 from scipy import ndimage
 
+from rapid.science.box_filters import cross_dilation
 from rapid.science.extraction import extract
 from rapid.science.image import Frame
 from rapid.science.local_linear_sky import edge_correction, local_linear_level
@@ -40,7 +41,7 @@ def source_mask(data: np.ndarray, rms: np.ndarray | float, bad: np.ndarray,
         _, seg = extract(arr, thresh, err=err, mask=bad, minarea=5, segmentation_map=True)
     except Exception:
         return np.zeros(arr.shape, dtype=bool)
-    return ndimage.binary_dilation(seg > 0, iterations=2)
+    return cross_dilation(seg > 0, 2)
 
 
 @dataclass(frozen=True)

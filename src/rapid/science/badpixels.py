@@ -11,6 +11,8 @@ import numba
 import numpy as np
 from scipy import ndimage
 
+from rapid.science.box_filters import cross_dilation
+
 __all__ = ["fill_bad_pixels", "bad_footprint_map", "plateau_mask", "true_pixels", "BAD_THRESHOLD",
            "ORDERS"]
 
@@ -237,24 +239,5 @@ def bad_footprint_map(bad: np.ndarray, order: int) -> np.ndarray:
     """Bad map grown so that its bilinear footprint equals the footprint of ``order``."""
     if order >= 3:
         # A cubic footprint reaches one pixel further than the bilinear one on each side.
-        for _ in range((order + 1) // 2 - 1):
-            bad = _dilate_cross(bad)
+        bad = cross_dilation(bad, (order + 1) // 2 - 1)
     return bad
-
-
-def _dilate_cross(bad: np.ndarray) -> np.ndarray:
-    """One binary dilation with the 4-connected cross, as ``ndimage.binary_dilation(bad)``.
-
-    Sparse maps (the usual cosmic rays and hot pixels) are dilated by setting the neighbours of
-    their few pixels, which costs a fraction of a pass over the whole image.
-    """
-    by, bx = true_pixels(bad)
-    if len(by) > bad.size // 50:
-        return ndimage.binary_dilation(bad)
-    out = bad.copy()
-    ny, nx = bad.shape
-    out[np.maximum(by - 1, 0), bx] = True
-    out[np.minimum(by + 1, ny - 1), bx] = True
-    out[by, np.maximum(bx - 1, 0)] = True
-    out[by, np.minimum(bx + 1, nx - 1)] = True
-    return out

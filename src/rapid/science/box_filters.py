@@ -1,4 +1,4 @@
-"""Box filters of small odd sizes on whole images."""
+"""Small filters on whole images, taken as shifted copies: box maxima and cross dilations."""
 
 from __future__ import annotations
 
@@ -27,4 +27,25 @@ def box_maximum(image: np.ndarray, size: int) -> np.ndarray:
     for d in range(1, min(half, a.shape[0] - 1) + 1):
         np.maximum(out[d:], rows[:-d], out=out[d:])
         np.maximum(out[:-d], rows[d:], out=out[:-d])
+    return out
+
+
+def cross_dilation(mask: np.ndarray, iterations: int = 1) -> np.ndarray:
+    """``mask`` dilated ``iterations`` times by the 4-connected cross: equal to
+    ``scipy.ndimage.binary_dilation(mask, iterations=iterations)`` (nothing beyond the edges).
+
+    Each pass ORs the previous one shifted by a pixel up, down, left and right: for a
+    4088^2 map a few times faster than scipy's, whose cost grows with the pixels set.
+    """
+    out = np.array(mask, dtype=bool)
+    if out.ndim != 2:
+        raise ValueError(f"mask must be 2-D, got shape {out.shape}")
+    if iterations < 0:
+        raise ValueError(f"iterations must be >= 0, got {iterations}")
+    for _ in range(int(iterations)):
+        prev = out.copy()
+        out[1:] |= prev[:-1]
+        out[:-1] |= prev[1:]
+        out[:, 1:] |= prev[:, :-1]
+        out[:, :-1] |= prev[:, 1:]
     return out

@@ -33,6 +33,7 @@ from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 
 from rapid.science.badpixels import true_pixels
+from rapid.science.box_filters import cross_dilation
 
 # Slowest fall-off of the wing beyond the PSF stamp: the r**-3 envelope of an Airy pattern
 WING_POWER = 3.0
@@ -160,12 +161,12 @@ def mask_bright_halos(bad: np.ndarray, value_at: Callable[[np.ndarray], np.ndarr
         The grown mask. Each halo is drawn inside its own box, so the cost follows the number
         of bright areas, not the image size.
     """
-    out = ndimage.binary_dilation(bad, iterations=grow) if grow else bad.copy()
+    out = cross_dilation(bad, grow)
     if not bad.any() or not np.isfinite(bright_snr) or not sigma > 0:
         return out
     if power is None:
         power = wing_power(profile)
-    region = ndimage.binary_dilation(bad)
+    region = cross_dilation(bad)
     labels, n = ndimage.label(region)
     rim = region & ~bad
     del region
