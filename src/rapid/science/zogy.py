@@ -284,8 +284,13 @@ def zogy(
 
     def var_through(kernel_a, V_a, kernel_b, V_b, names=(None, None), cube=None):
         """Variance of a * N - b * R: both kernels squared, one inverse transform."""
-        return irfft2(squared_hat(kernel_a, names[0], cube) * V_a
-                      + squared_hat(kernel_b, names[1]) * V_b, shape)
+        total = squared_hat(kernel_a, names[0], cube)
+        total *= V_a
+        part = squared_hat(kernel_b, names[1])
+        part *= V_b
+        total += part
+        del part
+        return irfft2(total, shape)
 
     D_var = crop(var_through(dn_hat, Vn_hat, dr_hat, Vr_hat, names=("n", "r")))
     kernel_n, kernel_r = stamps["n"], stamps["r"]
@@ -313,8 +318,11 @@ def zogy(
         Sr_dev = irfft2(Sr_hat, shape)
         S_dev = Sn_dev - Sr_dev
         # the part common to both images: a static source counts, a transient (in N only) or
-        # a source that has faded away (in R only) does not
-        flux_term = np.float32(flux_noise**2) * xp.minimum(Sn_dev * Sn_dev, Sr_dev * Sr_dev)
+        # a source that has faded away (in R only) does not; in place, since every new
+        # image-sized array costs fresh memory
+        flux_term = xp.square(Sn_dev, out=Sn_dev)
+        xp.minimum(flux_term, xp.square(Sr_dev, out=Sr_dev), out=flux_term)
+        flux_term *= np.float32(flux_noise**2)
         del Sn_dev, Sr_dev
     else:
         S_dev = irfft2(Sn_hat - Sr_hat, shape)
