@@ -139,6 +139,7 @@ class CoarsePixelMap:
             # Far outside any image, so positions there read as "outside the source".
             xs[bad] = -1e6
             ys[bad] = -1e6
+        # the exact source positions at the coarse nodes
         self._nodes = (ys, xs)
         self._cols = None
         self._area_cols = None
@@ -158,7 +159,6 @@ class CoarsePixelMap:
         if len(self._yc) < 2 or len(self._xc) < 2:
             # A single coarse row/column: interpolate the exact values linearly along it.
             self._splines = None
-            self._exact = (ys, xs)
             # no coarse cell to difference: d(dst)/d(src) at the first source position
             jac = local_jacobian(src_wcs, dst_wcs, (float(ys.flat[0]), float(xs.flat[0])))
             self._area = 1.0 / abs(float(np.linalg.det(jac)))
@@ -182,7 +182,7 @@ class CoarsePixelMap:
         yv = np.arange(y0, y1, dtype=np.float64)
         xv = np.arange(x0, x1, dtype=np.float64)
         if self._splines is None:
-            ys_c, xs_c = self._exact
+            ys_c, xs_c = self._nodes
             ysrc = np.array(_linear_grid(self._yc, self._xc, ys_c, yv, xv))
             xsrc = np.array(_linear_grid(self._yc, self._xc, xs_c, yv, xv))
         else:
@@ -235,7 +235,7 @@ class CoarsePixelMap:
         xv = np.arange(x0, x1, dtype=np.float64)
         if self._splines is None:
             # linear along the one coarse row or column (as :meth:`block`), the area constant
-            ys_c, xs_c = self._exact
+            ys_c, xs_c = self._nodes
             factors = tuple(np.ascontiguousarray(
                 _linear_grid(self._yc, self._xc, v, self._yc, xv), dtype=np.float64)
                 for v in (ys_c, xs_c, np.full_like(ys_c, self._area)))
