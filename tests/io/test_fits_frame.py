@@ -157,6 +157,32 @@ def test_psf_file_round_trip_keeps_the_fine_sampling():
     assert back is None and psf.shape == (13, 13)
 
 
+@pytest.mark.parametrize("side", [100, 101])
+def test_a_file_holding_only_an_oversampled_psf_is_binned_to_pixels(side):
+    """stpsf's OVERSAMP image alone (or any PSF drawn 4 times finer): the native stamp is its
+    pixel integral, not the fine image read as four times wider."""
+    from scipy.special import erf
+
+    from rapid.io.fits_frame import read_psfs
+
+    factor, sigma = 4, 0.6  # sigma in pixels
+    # each sample the Gaussian's integral over its sub-pixel, as stpsf draws them
+    edges = (np.arange(side + 1) - side / 2) / factor
+    fine_1d = np.diff(erf(edges / (sigma * np.sqrt(2))))
+    hdu = fits.PrimaryHDU(np.outer(fine_1d, fine_1d).astype(np.float32))
+    hdu.header["OVERSAMP"] = factor
+    buf = io.BytesIO()
+    hdu.writeto(buf)
+    psf, fine = read_psfs(io.BytesIO(buf.getvalue()))
+    assert fine is not None and fine.factor == factor
+    assert psf.shape[0] % 2 == 1 and psf.shape[0] >= 23 and psf.sum() == pytest.approx(1.0)
+    # a Gaussian integrated over each pixel, centred on the middle pixel
+    edges = np.arange(-(psf.shape[0] // 2) - 0.5, psf.shape[0] // 2 + 1)
+    pixel_1d = np.diff(erf(edges / (sigma * np.sqrt(2)))) / 2
+    expected = np.outer(pixel_1d, pixel_1d)
+    assert np.abs(psf - expected).max() < 1e-3 * expected.max()
+
+
 def test_variance_extension_gives_the_uncertainty(tmp_path):
     # LSST-style exposure: IMAGE, MASK (source bits, not bad pixels), VARIANCE; no ERR
     shape = (30, 40)

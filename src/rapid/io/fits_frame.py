@@ -177,6 +177,26 @@ def _native_psf(hdus: list[tuple[np.ndarray, int]], path) -> np.ndarray:
     return psf / psf.sum()
 
 
+def _from_oversampled(data: np.ndarray, factor: int, path) -> tuple[np.ndarray, FinePsf]:
+    """The native stamp and effective fine PSF of a file that holds only an oversampled PSF.
+
+    Such a fine image is read as the optical PSF (stpsf's and webbpsf's OVERSAMP image, a PSF
+    drawn on a finer grid), so the pixel's own blur is added to it; taken as it is, a PSF
+    sampled four times finer would be read as one four times wider.
+    """
+    from rapid.science.fine_psf import native_from_fine, pixel_integrated
+
+    data = np.where(np.isfinite(data), data, 0.0)
+    if data.ndim != 2 or not data.sum() > 0:
+        raise ValueError(f"PSF file {path}: oversampled stamp is empty")
+    fine = FinePsf.normalised(pixel_integrated(data, factor), factor)
+    shape = tuple(2 * ((n - 1) // 2 // factor) + 1 for n in fine.data.shape)
+    if min(shape) < 3:
+        raise ValueError(f"PSF file {path}: oversampled stamp {data.shape} spans less than "
+                         f"3 x 3 pixels at OVERSAMP={factor}")
+    return native_from_fine(fine, shape), fine
+
+
 def _fine_psf(hdus: list[tuple[np.ndarray, int]], native: np.ndarray,
               centre: tuple[float, float] | None = None) -> FinePsf | None:
     from rapid.science.fine_psf import effective_fine_psf
@@ -221,7 +241,8 @@ def read_psfs(path: str | os.PathLike | io.IOBase) -> tuple[np.ndarray, FinePsf 
     """The native stamp (:func:`read_psf`) and the fine PSF (:func:`read_fine_psf`) of one
     file (a path or a file object), reading it once.
 
-    The native stamp is returned on an odd grid centred on its middle pixel. An even-sided
+    The native stamp is returned on an odd grid centred on its middle pixel. A file whose
+    every image says OVERSAMP >= 2 gives both from its first, read as the optical PSF. An even-sided
     stamp (webbpsf's, stpsf's, GalSim's of even size) is centred where
     :func:`rapid.science.psf.stamp_centre` says; it is read off the fine PSF when the file has
     one that agrees with it (exact), else padded and, for a centre between pixels, shifted
@@ -231,6 +252,8 @@ def read_psfs(path: str | os.PathLike | io.IOBase) -> tuple[np.ndarray, FinePsf 
     from rapid.science.psf import odd_stamp, stamp_centre
 
     hdus = _psf_hdus(path)
+    if all(factor >= 2 for _, factor in hdus):
+        return _from_oversampled(*hdus[0], path)
     stored = _native_psf(hdus, path)
     if stored.shape[0] % 2 and stored.shape[1] % 2:
         return stored, _fine_psf(hdus, stored)

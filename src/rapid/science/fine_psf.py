@@ -46,28 +46,37 @@ def centre_samples(fine: np.ndarray, factor: int, shape: tuple[int, int]) -> np.
     return out
 
 
+def _half_sample_shift(fine: np.ndarray, axes: list[bool]) -> np.ndarray:
+    """``fine`` padded by one sample and shifted by half a sample along the chosen axes, by
+    a cubic spline, which a finely sampled PSF takes to ~1e-3 of its peak: a centre between
+    two samples moves onto one, and a centre on a sample moves between two."""
+    if not any(axes):
+        return fine
+    padded = np.pad(fine, [(0, int(a)) for a in axes])
+    return ndimage.shift(padded, [0.5 * a for a in axes], order=3, mode="constant", cval=0.0)
+
+
 def on_a_sample(fine: np.ndarray) -> np.ndarray:
     """A fine PSF centred on a sample: an even side (webbpsf's and stpsf's oversampled PSFs are
-    4N samples wide, centred between the two middle ones) is padded by one and shifted half a
-    sample by a cubic spline, which a finely sampled PSF takes to ~1e-3 of its peak."""
-    even = [n % 2 == 0 for n in fine.shape]
-    if not any(even):
-        return fine
-    padded = np.pad(fine, [(0, int(e)) for e in even])
-    return ndimage.shift(padded, [0.5 * e for e in even], order=3, mode="constant", cval=0.0)
+    4N samples wide, centred between the two middle ones) is shifted half a sample."""
+    return _half_sample_shift(fine, [n % 2 == 0 for n in fine.shape])
 
 
-def _pixel_box(n: int, factor: int) -> np.ndarray:
-    """Weights that sum ``factor`` samples, one pixel, along an axis of ``n`` samples, with
-    the result centred on a sample where they can: a box of ``factor`` samples for an odd
-    factor, or for an even one on an even axis (whose centre lies between samples, as the
-    box's does); on an odd axis, ``factor`` + 1 samples with half weights at the ends (the
-    trapezoid rule)."""
-    if factor % 2 or n % 2 == 0:
-        return np.ones(factor)
-    edge = np.ones(factor + 1)
-    edge[[0, -1]] = 0.5
-    return edge
+def pixel_integrated(optical: np.ndarray, factor: int) -> np.ndarray:
+    """The effective (pixel-convolved) fine PSF of an optical PSF sampled ``factor`` times
+    finer than the pixels, centred on a sample.
+
+    Each pixel is the sum of ``factor`` samples per axis, which is exact for samples that are
+    themselves integrals over their sub-pixels (stpsf's). With an even factor the pixel's
+    edges fall on sample edges only when the PSF's centre lies between samples, so an axis
+    centred on a sample is first shifted half a sample; summing it with half weights at the
+    ends instead errs by twice as much for a point-sampled PSF (the trapezoid rule against
+    the midpoint rule: -2.3% against +1.2% of the peak for a Gaussian of sigma 0.6 pixel).
+    """
+    factor = int(factor)
+    centred = _half_sample_shift(optical, [factor % 2 == 0 and n % 2 == 1
+                                           for n in optical.shape])
+    return on_a_sample(fftconvolve(centred, np.ones((factor, factor)), mode="full"))
 
 
 def _at_pixel_centres(fine: np.ndarray, factor: int, shape: tuple[int, int],
@@ -126,10 +135,7 @@ def effective_fine_psf(native: np.ndarray, fine: np.ndarray, factor: int,
     if factor < 2 or fine.ndim != 2 or not fine.sum() > 0 or not native.sum() > 0:
         return None
     native = native / native.sum()
-    # the optical reading: integrate over a pixel first
-    box = [_pixel_box(n, factor) for n in fine.shape]
-    readings = (on_a_sample(fine),
-                on_a_sample(fftconvolve(fine, np.outer(box[0], box[1]), mode="full")))
+    readings = (on_a_sample(fine), pixel_integrated(fine, factor))
     best, best_err = None, np.inf
     for candidate in readings:
         samples = _at_pixel_centres(candidate, factor, native.shape, centre)
