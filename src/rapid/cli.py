@@ -316,7 +316,10 @@ def job_run(spec_uri: Optional[str] = typer.Argument(
 
 @app.command()
 def diff(sci: Path = typer.Argument(..., help="Science image: FITS from any telescope with a "
-                                               "celestial WCS, or Roman L2 ASDF (*.asdf)."),
+                                               "celestial WCS, or Roman L2 ASDF (*.asdf). "
+                                               "FILE[N], FILE[NAME] or FILE[NAME,VER] picks "
+                                               "one HDU (a CCD of a mosaic) of any FITS "
+                                               "file here."),
          ref: Path = typer.Argument(..., help="Reference image, FITS or Roman L2 ASDF."),
          out_dir: Path = typer.Option(..., "--out", help="Folder for diff.fits, scorr.fits, "
                                                          "diff_psf.fits, candidates.parquet."),
@@ -344,9 +347,11 @@ def diff(sci: Path = typer.Argument(..., help="Science image: FITS from any tele
     from rapid.science.config import DifferenceConfig
     from rapid.science.standalone import run_diff
 
+    from rapid.io.frame import split_extension
+
     for path in (sci, ref, sci_psf, ref_psf, sci_unc, ref_unc):
-        if path is not None and not path.is_file():
-            raise UserError(f"{path}: no such file")
+        if path is not None and not split_extension(path)[0].is_file():
+            raise UserError(f"{split_extension(path)[0]}: no such file")
     if not threshold > 0:
         raise UserError(f"--threshold must be > 0, got {threshold}")
     if not false_alarms >= 0:

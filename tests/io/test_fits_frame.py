@@ -253,3 +253,67 @@ def test_dq_flags_what_is_not_zero_however_stored(tmp_path, dtype, scale, zero):
                   dq_hdu]).writeto(tmp_path / "img.fits")
     frame = read_fits_frame(tmp_path / "img.fits")
     assert np.array_equal(frame.mask, physical != 0)
+
+
+def _mosaic(tmp_path):
+    """A two-CCD file: SCI, ERR and DQ extensions with EXTVER 1 and 2, CCD 2 shifted on the
+    sky and holding other values."""
+    hdus = [fits.PrimaryHDU()]
+    for ver in (1, 2):
+        wcs = tan_wcs((30, 40))
+        wcs.wcs.crval = [150.0 + 0.1 * ver, 2.0]
+        dq = np.zeros((30, 40), np.int16)
+        dq[ver, ver] = 1
+        # distinct values: a flat patch would be masked as a fill value
+        sci = 100.0 * ver + np.arange(30 * 40.0).reshape(30, 40) / 1200
+        for name, data in (("SCI", sci),
+                           ("ERR", np.full((30, 40), float(ver))), ("DQ", dq)):
+            hdu = fits.ImageHDU(data, header=wcs.to_header() if name == "SCI" else None,
+                                name=name)
+            hdu.ver = ver
+            hdus.append(hdu)
+    path = tmp_path / "mosaic.fits"
+    fits.HDUList(hdus).writeto(path)
+    return path
+
+
+@pytest.mark.parametrize("suffix", ["[SCI,2]", "[sci, 2]", "[4]"])
+def test_a_path_names_one_ccd_of_a_mosaic_with_its_own_err_and_dq(tmp_path, suffix):
+    from rapid.io.frame import read_frame
+
+    path = _mosaic(tmp_path)
+    f = read_frame(f"{path}{suffix}")
+    assert 200 <= np.nanmin(f.data) < 201 and np.all(f.unc == 2.0)
+    assert f.mask[2, 2] and not f.mask[1, 1] and f.mask.sum() == 1
+    assert f.wcs.wcs.crval[0] == pytest.approx(150.2)
+    # without a suffix the first SCI is read, with its own companions
+    first = read_frame(path)
+    assert 100 <= np.nanmin(first.data) < 101 and np.all(first.unc == 1.0) and first.mask[1, 1]
+
+
+def test_extension_suffixes_that_name_nothing_say_so(tmp_path):
+    from rapid.io.frame import read_frame, split_extension
+
+    path = _mosaic(tmp_path)
+    with pytest.raises(ValueError, match=r"no HDU \('SCI', 3\)"):
+        read_frame(f"{path}[SCI,3]")
+    with pytest.raises(ValueError, match="holds no 2-D image"):
+        read_frame(f"{path}[0]")
+    with pytest.raises(ValueError, match="not a whole number"):
+        split_extension(f"{path}[SCI,x]")
+    with pytest.raises(ValueError, match="ASDF file has no extensions"):
+        read_frame(tmp_path / "image.asdf[1]")
+    # a file whose own name ends in brackets is that file
+    odd = tmp_path / "odd[1]"
+    odd.write_bytes(b"")
+    assert split_extension(odd) == (odd, None)
+
+
+def test_uncertainty_and_psf_files_take_an_extension_suffix(tmp_path):
+    path = _mosaic(tmp_path)
+    psf_path = tmp_path / "psfs.fits"
+    fits.HDUList([fits.PrimaryHDU(gaussian_psf(1.5, size=15)),
+                  fits.ImageHDU(gaussian_psf(3.0, size=21), name="WIDE")]).writeto(psf_path)
+    f = read_fits_frame(f"{path}[SCI,2]", unc_path=f"{path}[ERR,1]",
+                        psf_path=f"{psf_path}[WIDE]")
+    assert np.all(f.unc == 1.0) and f.psf.shape == (21, 21)

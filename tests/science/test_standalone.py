@@ -67,6 +67,11 @@ def test_rapid_diff_command_applies_threshold_options(tmp_path):
     assert header["DETECT_THRESHOLD"] == pytest.approx(6.5 * header["SCORRSTD"], rel=1e-5)
     assert "FALSE_ALARM_THRESHOLD" not in header
     assert "above Scorr" in run.stdout
+    # an extension suffix names the file before it
+    run = subprocess.run([sys.executable, "-m", "rapid", "diff", f"{tmp_path / 'sci.fits'}[0]",
+                          f"{tmp_path / 'absent.fits'}[SCI,1]", "--out", str(tmp_path / "o2")],
+                         capture_output=True, text=True)
+    assert run.returncode == 2 and f"{tmp_path / 'absent.fits'}: no such file" in run.stderr
     run = rapid_diff("--false-alarms", "-1")
     assert run.returncode == 2 and "--false-alarms" in run.stderr
     (tmp_path / "a-file").write_text("")

@@ -28,6 +28,7 @@ from astropy.io import fits
 from astropy.wcs import WCS, FITSFixedWarning
 
 from rapid.io.celestial import in_icrs
+from rapid.io.frame import HduSpec, split_extension
 from rapid.io.obstime import observation_mjd
 from rapid.io.units import count_unit
 from rapid.science.badpixels import plateau_mask
@@ -108,9 +109,11 @@ def _flagged(path: Path, index: int) -> np.ndarray:
     return (raw * bscale + bzero) != 0
 
 
-def _find(hdul: fits.HDUList, name: str):
+def _find(hdul: fits.HDUList, name: str, version: int = 1):
+    """The image HDU of that EXTNAME and EXTVER (the CCD of a multi-extension file), else
+    None."""
     try:
-        hdu = hdul[name]
+        hdu = hdul[(name, version)]
     except KeyError:
         return None
     return hdu if is_image_hdu(hdu) else None
@@ -120,7 +123,7 @@ def _uncertainty_from_variance(hdul: fits.HDUList, img) -> np.ndarray | None:
     """1-sigma uncertainty from a VARIANCE (or VAR) extension, the layout of LSST-style
     exposures, when the file has no ERR; None when it has neither."""
     for name in VARIANCE_EXTENSIONS:
-        var = _find(hdul, name)
+        var = _find(hdul, name, img.ver)
         if var is not None and var is not img:
             v = _image_data(var)
             with np.errstate(invalid="ignore"):
@@ -128,15 +131,29 @@ def _uncertainty_from_variance(hdul: fits.HDUList, img) -> np.ndarray | None:
     return None
 
 
+def _chosen_hdus(hdul: fits.HDUList, hdu: HduSpec | None, path, what: str) -> list:
+    """The image HDUs of a file, or the one HDU its path names (``file.fits[2]``)."""
+    if hdu is None:
+        return [h for h in hdul if is_image_hdu(h)]
+    try:
+        chosen = hdul[hdu]
+    except (KeyError, IndexError):
+        raise ValueError(f"{what} file {path}: no HDU {hdu!r}") from None
+    if not is_image_hdu(chosen):
+        raise ValueError(f"{what} file {path}: HDU {hdu!r} holds no 2-D image")
+    return [chosen]
+
+
 def _read_aux_image(path: str | os.PathLike, what: str, shape=None) -> np.ndarray:
+    """The first image HDU of an uncertainty (or other per-pixel) file, or the one its path
+    names."""
+    path, hdu = split_extension(path)
     try:
         with fits.open(path, memmap=False) as hdul:
-            for hdu in hdul:
-                if is_image_hdu(hdu):
-                    data = _image_data(hdu)
-                    break
-            else:
+            images = _chosen_hdus(hdul, hdu, path, what)
+            if not images:
                 raise ValueError(f"{what} file {path}: no image HDU")
+            data = _image_data(images[0])
     except OSError as exc:
         raise ValueError(f"{what} file {path}: unreadable ({exc})") from exc
     if shape is not None and data.shape != shape:
@@ -152,12 +169,15 @@ def _oversampling(hdu) -> int:
 
 
 def _psf_hdus(path: str | os.PathLike | io.IOBase) -> list[tuple[np.ndarray, int]]:
-    """Every image HDU of a PSF file (a path or a file object) with its OVERSAMP factor (1
-    when absent)."""
+    """Every image HDU of a PSF file (a path or a file object), or the one its path names,
+    with its OVERSAMP factor (1 when absent)."""
+    hdu = None
+    if not isinstance(path, io.IOBase):
+        path, hdu = split_extension(path)
     try:
         with fits.open(path, memmap=False) as hdul:
             found = [(_image_data(h).astype(np.float64), _oversampling(h))
-                     for h in hdul if is_image_hdu(h)]
+                     for h in _chosen_hdus(hdul, hdu, path, "PSF")]
     except OSError as exc:
         raise ValueError(f"PSF file {path}: unreadable ({exc})") from exc
     if not found:
@@ -325,7 +345,7 @@ def _get(headers: list[fits.Header], key: str):
 
 
 def read_fits_frame(
-    path: str | os.PathLike, *, hdu: int | str | None = None,
+    path: str | os.PathLike, *, hdu: HduSpec | None = None,
     psf_path: str | os.PathLike | None = None, unc_path: str | os.PathLike | None = None,
     per_second: bool = False,
 ) -> Frame:
@@ -334,10 +354,12 @@ def read_fits_frame(
     Parameters
     ----------
     path : str or path-like
-        FITS file.
-    hdu : int or str, optional
-        HDU index or name of the image; default the 'SCI' extension when present, else the
-        first image HDU with data and a celestial WCS.
+        FITS file; ``file.fits[N]``, ``[NAME]`` or ``[NAME,VER]`` names the image's HDU
+        (:func:`rapid.io.frame.split_extension`).
+    hdu : int, str or (str, int), optional
+        HDU index, name or (name, version) of the image; default the one ``path`` names, else
+        the 'SCI' extension when present, else the first image HDU with data and a celestial
+        WCS.
     psf_path : str or path-like, optional
         PSF stamp file; default the file named by a PSFFILE keyword beside ``path``, if any.
     unc_path : str or path-like, optional
@@ -362,7 +384,10 @@ def read_fits_frame(
     ValueError
         Naming the file and the problem: unreadable, no image, no celestial WCS, bad PSF.
     """
-    path = Path(path)
+    path, named = split_extension(path)
+    if named is not None and hdu is not None and named != hdu:
+        raise ValueError(f"{path}: HDU {named!r} named in the path, {hdu!r} asked for")
+    hdu = named if hdu is None else hdu
     try:
         hdul = fits.open(path, memmap=False)
     except (OSError, ValueError) as exc:
@@ -390,8 +415,8 @@ def read_fits_frame(
             raise ValueError(f"{path}: {exc}") from None
         data = _image_data(img)
         headers = [img.header, hdul[0].header]
-        err = _find(hdul, "ERR") if img.name != "ERR" else None
-        dq = _find(hdul, "DQ")
+        err = _find(hdul, "ERR", img.ver) if img.name != "ERR" else None
+        dq = _find(hdul, "DQ", img.ver)
         unc = None
         if unc_path is None:
             unc = _image_data(err) if err is not None else _uncertainty_from_variance(hdul, img)
