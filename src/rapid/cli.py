@@ -323,8 +323,11 @@ def diff(sci: Path = typer.Argument(..., help="Science image: FITS from any tele
          ref: Path = typer.Argument(..., help="Reference image, FITS or Roman L2 ASDF."),
          out_dir: Path = typer.Option(..., "--out", help="Folder for diff.fits, scorr.fits, "
                                                          "diff_psf.fits, candidates.parquet."),
-         sci_psf: Optional[Path] = typer.Option(None, help="PSF of the science image (FITS)."),
-         ref_psf: Optional[Path] = typer.Option(None, help="PSF of the reference image (FITS)."),
+         sci_psf: Optional[Path] = typer.Option(None, help="PSF of the science image: a FITS "
+                                                           "stamp (OVERSAMP = finer sampling) "
+                                                           "or a PSFEx model (*.psf)."),
+         ref_psf: Optional[Path] = typer.Option(None, help="PSF of the reference image, as "
+                                                           "--sci-psf."),
          sci_unc: Optional[Path] = typer.Option(None, help="1-sigma uncertainty image of a FITS "
                                                            "science image (default: its ERR "
                                                            "extension, else the square root of "

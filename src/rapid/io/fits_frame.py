@@ -30,6 +30,7 @@ from astropy.wcs import WCS, FITSFixedWarning
 from rapid.io.celestial import in_icrs
 from rapid.io.frame import HduSpec, split_extension
 from rapid.io.obstime import observation_mjd
+from rapid.io.psfex import psfex_psfs, psfex_table
 from rapid.io.units import count_unit
 from rapid.science.badpixels import plateau_mask
 from rapid.science.image import FinePsf, Frame
@@ -168,9 +169,11 @@ def _oversampling(hdu) -> int:
         return 1
 
 
-def _psf_hdus(path: str | os.PathLike | io.IOBase) -> list[tuple[np.ndarray, int]]:
+def _psf_hdus(path: str | os.PathLike | io.IOBase,
+              ) -> tuple[list[tuple[np.ndarray, int]], tuple[np.ndarray, FinePsf | None] | None]:
     """Every image HDU of a PSF file (a path or a file object), or the one its path names,
-    with its OVERSAMP factor (1 when absent)."""
+    with its OVERSAMP factor (1 when absent); or, for a PSFEx model (no image HDU), the
+    native and fine PSFs it gives (:mod:`rapid.io.psfex`)."""
     hdu = None
     if not isinstance(path, io.IOBase):
         path, hdu = split_extension(path)
@@ -178,11 +181,14 @@ def _psf_hdus(path: str | os.PathLike | io.IOBase) -> list[tuple[np.ndarray, int
         with fits.open(path, memmap=False) as hdul:
             found = [(_image_data(h).astype(np.float64), _oversampling(h))
                      for h in _chosen_hdus(hdul, hdu, path, "PSF")]
+            table = psfex_table(hdul) if not found and hdu is None else None
+            if table is not None:
+                return [], psfex_psfs(table, str(path))
     except OSError as exc:
         raise ValueError(f"PSF file {path}: unreadable ({exc})") from exc
     if not found:
-        raise ValueError(f"PSF file {path}: no image HDU")
-    return found
+        raise ValueError(f"PSF file {path}: no image HDU and no PSFEx model")
+    return found, None
 
 
 def _native_psf(hdus: list[tuple[np.ndarray, int]], path) -> np.ndarray:
@@ -254,7 +260,8 @@ def read_fine_psf(path: str | os.PathLike, native: np.ndarray) -> FinePsf | None
     pixel-convolved PSF, or as the optical PSF integrated over pixels, whichever agrees with
     ``native``; None when the file has none or neither reading agrees.
     """
-    return _fine_psf(_psf_hdus(path), native)
+    hdus, psfex = _psf_hdus(path)
+    return psfex[1] if psfex is not None else _fine_psf(hdus, native)
 
 
 def read_psfs(path: str | os.PathLike | io.IOBase) -> tuple[np.ndarray, FinePsf | None]:
@@ -262,7 +269,8 @@ def read_psfs(path: str | os.PathLike | io.IOBase) -> tuple[np.ndarray, FinePsf 
     file (a path or a file object), reading it once.
 
     The native stamp is returned on an odd grid centred on its middle pixel. A file whose
-    every image says OVERSAMP >= 2 gives both from its first, read as the optical PSF. An even-sided
+    every image says OVERSAMP >= 2 gives both from its first, read as the optical PSF; a PSFEx
+    model gives both at the mean position of its stars (:mod:`rapid.io.psfex`). An even-sided
     stamp (webbpsf's, stpsf's, GalSim's of even size) is centred where
     :func:`rapid.science.psf.stamp_centre` says; it is read off the fine PSF when the file has
     one that agrees with it (exact), else padded and, for a centre between pixels, shifted
@@ -271,7 +279,9 @@ def read_psfs(path: str | os.PathLike | io.IOBase) -> tuple[np.ndarray, FinePsf 
     from rapid.science.fine_psf import native_from_fine
     from rapid.science.psf import odd_stamp, stamp_centre
 
-    hdus = _psf_hdus(path)
+    hdus, psfex = _psf_hdus(path)
+    if psfex is not None:
+        return psfex
     if all(factor >= 2 for _, factor in hdus):
         return _from_oversampled(*hdus[0], path)
     stored = _native_psf(hdus, path)
