@@ -5,7 +5,7 @@ import pytest
 from scipy.spatial import cKDTree
 
 from rapid.science.aperture_correction import (combine_ratios, point_source_locus,
-                                               star_flux_ratios)
+                                               stamp_total, star_flux_ratios)
 from rapid.science.config import DifferenceConfig, PhotometryConfig
 from rapid.science.difference import difference_images
 from rapid.science.photometry import measure_candidates
@@ -29,6 +29,29 @@ def _star_image(seed, fwhm=2.5, shape=(400, 400), nstars=80, sigma=5.0, fluxes=F
     var = sigma**2 + img  # gain 1
     img = img + rng.normal(0.0, 1.0, shape) * np.sqrt(var)
     return (img, var, x, y, f) if fluxes else (img, var, x, y)
+
+
+@pytest.mark.parametrize("fwhm", [1.5, 2.5, 4.0])
+def test_stamp_total_passes_over_faint_neighbours_in_the_rings(fwhm):
+    """The star's light counted over a 25-pixel stamp: exact alone; with five faint
+    neighbours, each holding 3% of its light, nearly so, where the plain sum takes in 15%."""
+    rng = np.random.default_rng(int(fwhm * 10))
+    dx, dy = rng.uniform(-0.5, 0.5, 2)
+    star = np.zeros((25, 25))
+    add_star(star, 12 + dx, 12 + dy, 1e4, fwhm)
+    ones = np.ones_like(star)
+    total, error = stamp_total(star, ones, dx, dy, 1.5 * fwhm)
+    assert total == pytest.approx(star.sum(), rel=0.005)
+    yy, xx = np.mgrid[-12:13, -12:13]
+    core = int(np.sum(np.hypot(xx - dx, yy - dy) <= 1.5 * fwhm))
+    assert error == pytest.approx(np.sqrt(core + np.pi / 2 * (625 - core)))
+    crowded = star.copy()
+    for angle in rng.uniform(0, 2 * np.pi, 3):
+        r = rng.uniform(2 * fwhm, 11)
+        add_star(crowded, 12 + dx + r * np.cos(angle), 12 + dy + r * np.sin(angle), 300.0, fwhm)
+    assert crowded.sum() / star.sum() > 1.08
+    total, _ = stamp_total(crowded, ones, dx, dy, 1.5 * fwhm)
+    assert total / star.sum() == pytest.approx(1.0, abs=0.03)
 
 
 def test_star_ratios_predict_the_flux_bias_of_a_wrong_psf():
@@ -71,7 +94,9 @@ def test_stars_with_a_neighbour_in_their_stamp_are_left_out():
     model = gaussian_psf(2.5, size=25)
     kw = dict(stamp=25, kernel=IDENTITY, pd=model, pd_fine=None, measure=_fit)
     crowded, _ = star_flux_ratios(img, var, bad, x, y, **kw)
-    assert np.median(crowded) < 0.9  # 150 stars on 300 x 300: most stamps hold another
+    # 150 stars on 300 x 300: most stamps hold another; the rings' medians pass over most of
+    # them, but a neighbour within the core or filling a ring is counted
+    assert np.mean(crowded) < 0.97 and np.sum(crowded < 0.95) >= 10
     # the detections passed as neighbours hold each star itself, as detected in both images
     # (left alone), the others, and faint sources (under 1% of the star) that may stay near it
     faint = np.full(len(x), 0.005 * f.min())
