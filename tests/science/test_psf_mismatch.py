@@ -56,6 +56,23 @@ def test_faint_stars_noise_does_not_pass_for_a_mismatch():
     assert _mismatch(sci, ref, x, y, gaussian_psf(3.15, size=25)) > 0.03
 
 
+def test_a_variable_star_does_not_pass_for_a_psf_error():
+    """The brightest star, weighed most, lost 40% of its light: that is a change to find, not
+    an error of the PSF models, and the true PSFs still measure as a close match."""
+    rng = np.random.default_rng(34)
+    for nstars in (30, 4):
+        x, y, f = star_field(rng, SHAPE, nstars, flux_range=(2e4, 2e5), edge=30)
+        f_sci = f.copy()
+        f_sci[np.argmax(f)] *= 0.6
+        sci = make_frame(rng, shape=SHAPE, fwhm=3.5, sigma=5.0, stars=list(zip(x, y, f_sci)))
+        ref = make_frame(rng, shape=SHAPE, fwhm=3.0, sigma=2.0,
+                         stars=list(zip(x, y, f / 1.3)))
+        assert _mismatch(sci, ref, x, y, sci.psf) < 0.02
+        # the variable alone says nothing of the PSFs
+        one = np.argmax(f)
+        assert _mismatch(sci, ref, x[[one]], y[[one]], sci.psf) is None
+
+
 def test_weighted_quantile():
     v = np.array([0.5, 0.1, 0.3, 0.2])
     assert weighted_quantile(v, np.ones(4), 0.5) == 0.2

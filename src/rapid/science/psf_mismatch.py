@@ -23,9 +23,19 @@ from __future__ import annotations
 import numpy as np
 from scipy.signal import fftconvolve
 
+from rapid.science.psf import fit_psf_fwhm
+
 # Nearby positions (pixels each way) where a residual is looked for: a PSF error leaves rings
 # and lobes as much as a core excess
 _REACH = 2
+# A star whose light in its box changed by more than this many sigmas, and this share of its
+# flux, is variable (see _varies): the gain match's ratio is known to a fraction of a per
+# cent, but a broad PSF's wings beyond the box can hold a per cent or two more than a sharp
+# one's, and a variable of a few per cent sets an allowance of a few per cent at most
+VARIABLE_NSIGMA = 4.0
+VARIABLE_SHARE = 0.05
+# Radius, in FWHM of the broader PSF, of the disk over which that change is summed
+VARIABLE_FWHMS = 3.0
 # Share of the point-source profile's squared sum that its fit window holds: the profile of two
 # widened stamps spans 80 pixels and more, most of it wings that weigh nothing in a fit
 _KERNEL_SHARE = 0.99
@@ -125,14 +135,22 @@ def _star_residuals(N, R, var_n, var_r, Pn, Pr, x, y, flux_ratio: float, *, min_
     half = max(pn.shape[0], pr.shape[0]) // 2 + hk + _REACH + 1
     ny, nx = N.shape
     edge = hk + _REACH  # the fit windows must lie on the image
+    # where a star's change of brightness is summed: wide enough to hold nearly all of the
+    # broader PSF's light, no wider, for the sum's noise
+    yy, xx = np.mgrid[-half:half + 1, -half:half + 1]
+    disk = np.hypot(yy, xx) <= VARIABLE_FWHMS * max(fit_psf_fwhm(pn), fit_psf_fwhm(pr))
     fractions, snrs = [], []
     for cx, cy in zip(np.rint(x).astype(int), np.rint(y).astype(int)):
         if cy - edge < 0 or cx - edge < 0 or cy + edge >= ny or cx + edge >= nx:
             continue
-        n_pr = fftconvolve(_box(N, cy, cx, half), pr, mode="same")
-        E = n_pr - flux_ratio * fftconvolve(_box(R, cy, cx, half), pn, mode="same")
-        var_E = (fftconvolve(_box(var_n, cy, cx, half), pr * pr, mode="same")
-                 + flux_ratio**2 * fftconvolve(_box(var_r, cy, cx, half), pn * pn, mode="same"))
+        box_n, box_r = _box(N, cy, cx, half), _box(R, cy, cx, half)
+        box_vn, box_vr = _box(var_n, cy, cx, half), _box(var_r, cy, cx, half)
+        if _varies(box_n[disk], box_r[disk], box_vn[disk], box_vr[disk], flux_ratio):
+            continue
+        n_pr = fftconvolve(box_n, pr, mode="same")
+        E = n_pr - flux_ratio * fftconvolve(box_r, pn, mode="same")
+        var_E = (fftconvolve(box_vn, pr * pr, mode="same")
+                 + flux_ratio**2 * fftconvolve(box_vr, pn * pn, mode="same"))
         c = half
         best, noise, flux = 0.0, np.inf, 0.0
         for dy in range(-_REACH, _REACH + 1):
@@ -148,6 +166,23 @@ def _star_residuals(N, R, var_n, var_r, Pn, Pr, x, y, flux_ratio: float, *, min_
         fractions.append(np.sqrt(max(best**2 - (noise_allowance * noise) ** 2, 0.0)) / flux)
         snrs.append(flux / noise)
     return fractions, snrs
+
+
+def _varies(box_n: np.ndarray, box_r: np.ndarray, var_n: np.ndarray, var_r: np.ndarray,
+            flux_ratio: float) -> bool:
+    """Whether the star changed brightness between the images, from the light of the pixels
+    about it.
+
+    A PSF model's error moves a static star's light about and leaves the total as it was; a
+    variable star changes the total. The star's own change is the signal Scorr is
+    there to find, and one bright variable among the matched stars (each weighed by its S/N
+    squared) would set the allowance of every static source in the image to its own change:
+    a star that lost half its light made it 0.3, hiding every transient on a star.
+    """
+    total = float(box_n.sum())
+    change = total - flux_ratio * float(box_r.sum())
+    noise = float(np.sqrt(max(var_n.sum() + flux_ratio**2 * var_r.sum(), 0.0)))
+    return abs(change) > max(VARIABLE_NSIGMA * noise, VARIABLE_SHARE * abs(total))
 
 
 def weighted_quantile(values: np.ndarray, weights: np.ndarray, q: float) -> float:
