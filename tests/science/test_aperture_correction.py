@@ -33,25 +33,49 @@ def _star_image(seed, fwhm=2.5, shape=(400, 400), nstars=80, sigma=5.0, fluxes=F
 
 @pytest.mark.parametrize("fwhm", [1.5, 2.5, 4.0])
 def test_stamp_total_passes_over_faint_neighbours_in_the_rings(fwhm):
-    """The star's light counted over a 25-pixel stamp: exact alone; with five faint
-    neighbours, each holding 3% of its light, nearly so, where the plain sum takes in 15%."""
+    """The star's light counted over a 25-pixel stamp: exact alone; with three faint
+    neighbours, each holding 3% of its light, nearly so, where the plain sum takes in 9%; and
+    a background left under it is measured at the stamp's edge and taken off."""
     rng = np.random.default_rng(int(fwhm * 10))
     dx, dy = rng.uniform(-0.5, 0.5, 2)
     star = np.zeros((25, 25))
     add_star(star, 12 + dx, 12 + dy, 1e4, fwhm)
+    model = gaussian_psf(fwhm, size=25)
     ones = np.ones_like(star)
-    total, error = stamp_total(star, ones, dx, dy, 1.5 * fwhm)
-    assert total == pytest.approx(star.sum(), rel=0.005)
+    for psf in (None, model):
+        total, error, level = stamp_total(star, ones, dx, dy, 1.5 * fwhm, psf)
+        assert total == pytest.approx(star.sum(), rel=0.005) and abs(level) < 1e-3
+        total, _, level = stamp_total(star + 7.0, ones, dx, dy, 1.5 * fwhm, psf)
+        assert total == pytest.approx(star.sum(), rel=0.005)
+        assert level == pytest.approx(7.0, abs=0.05)
     yy, xx = np.mgrid[-12:13, -12:13]
     core = int(np.sum(np.hypot(xx - dx, yy - dy) <= 1.5 * fwhm))
-    assert error == pytest.approx(np.sqrt(core + np.pi / 2 * (625 - core)))
+    frame = 625 - 17 * 17
+    assert error == pytest.approx(np.sqrt(core + np.pi / 2 * (625 - core)
+                                          + np.pi / 2 * 625**2 / frame))
     crowded = star.copy()
     for angle in rng.uniform(0, 2 * np.pi, 3):
         r = rng.uniform(2 * fwhm, 11)
         add_star(crowded, 12 + dx + r * np.cos(angle), 12 + dy + r * np.sin(angle), 300.0, fwhm)
     assert crowded.sum() / star.sum() > 1.08
-    total, _ = stamp_total(crowded, ones, dx, dy, 1.5 * fwhm)
+    total, _, _ = stamp_total(crowded, ones, dx, dy, 1.5 * fwhm, model)
     assert total / star.sum() == pytest.approx(1.0, abs=0.03)
+
+
+def test_stamp_total_counts_the_diffraction_spikes_its_model_holds():
+    """Spikes fill a small arc of each ring, as a neighbour does: the model says they are the
+    star's. Without it they would be passed over."""
+    star = np.zeros((25, 25))
+    add_star(star, 12.0, 12.0, 9e3, 1.5)
+    spikes = np.zeros((25, 25))
+    spikes[12, :] = spikes[:, 12] = 1.0
+    spikes[12, 12] = 0.0
+    star += 1e3 * spikes / spikes.sum()  # 10% of the light in four spikes
+    ones = np.ones_like(star)
+    with_model, _, _ = stamp_total(star, ones, 0.0, 0.0, 2.25, star / star.sum())
+    assert with_model == pytest.approx(1e4, rel=0.002)
+    round_rings, _, _ = stamp_total(star, ones, 0.0, 0.0, 2.25)
+    assert round_rings < 0.95e4
 
 
 def test_star_ratios_predict_the_flux_bias_of_a_wrong_psf():

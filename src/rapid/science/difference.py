@@ -388,7 +388,8 @@ def _aperture_correction(image, var, bad, gm: GainMatch, grid: CellGrid, psfs, k
                                 kernel=kernels[c], pd=pds[c], pd_fine=pd_fines[c],
                                 measure=measure, units=units,
                                 max_stars=max(8, MAX_APCORR_STARS // grid.ncells),
-                                neighbours=(gm.source_x, gm.source_y, gm.source_flux))
+                                neighbours=(gm.source_x, gm.source_y, gm.source_flux),
+                                psf=psfs[c])
         ratios.append(r)
         errors.append(e)
     if not ratios:
