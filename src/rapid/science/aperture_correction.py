@@ -7,9 +7,10 @@ PSF file may be a few per cent off), the fitted flux is ``c f`` with ``c != 1``,
 transient alike; the reference's PSF model enters the kernel and Pd alike and cancels.
 
 ``c`` is measured the way the survey's photometry would see it: each bright, unblended star of N
-(its stamp, the size of the PSF model, which is normalised over that stamp) is taken as a
-transient of its own shape, put through the kernel, fitted with the very estimator the
-candidates are measured with, and its fitted flux compared with the stamp's sum. The
+(its stamp, the size of the PSF model, which is normalised over that stamp, less the stamp's
+background level) is taken as a transient of its own shape, put through the kernel, fitted
+with the very estimator the candidates are measured with, and its fitted flux compared with
+the star's light over the stamp (:func:`stamp_total`, which passes over fainter neighbours). The
 inverse-variance weighted mean of those ratios, clipped, is ``c``. Galaxies among the stars
 pull it low (their fits hold less of their light): those well below the point sources' group at
 the top are left out first (:func:`point_source_locus`), clipping removes the rest, and on

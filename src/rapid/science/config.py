@@ -216,7 +216,9 @@ class ZogyConfig:
         within ``flux_noise_min`` (0.01) and ``flux_noise_max`` (0.3): PSFs estimated from a
         well-sampled image's own stars match to a per cent or two, and a fixed 10% would hide
         a supernova on any galaxy core ten times brighter than itself. With fewer than five
-        measurable stars, the largest of their fractions.
+        measurable stars, the largest of their fractions. Stars whose light changed between
+        the images (variables, and transients on stars) are not measured: their change is
+        what Scorr is for.
     flux_noise_min, flux_noise_max : float
         Bounds of the measured mismatch (0.01, 0.3): no PSF model is trusted to better than
         1% for the brightest stars, which the matched stars leave out (saturated, or
