@@ -201,11 +201,25 @@ def test_difference_corrects_fluxes_measured_with_an_estimated_psf():
     assert np.allclose(plain.candidates["snr"], corrected.candidates["snr"], rtol=1e-5)
 
 
-def test_psf_files_define_the_flux_scale():
+def test_psf_files_define_the_flux_scale_unless_interpolated_undersampled():
+    from dataclasses import replace
+
+    from tests.science.test_phases import undersampled
+
     sci, ref, tx, ty = _undersampled_pair(3, with_psf=True)
+    off = DifferenceConfig(photometry=PhotometryConfig(aperture_correction=False))
+    # FWHM 1.3 at pixel centres only: the fits interpolate it between them, and the stars
+    # measure what that does to every source
+    plain = difference_images(sci, ref, config=off)
+    corrected = difference_images(sci, ref)
+    assert np.isfinite(corrected.meta["apcorr_sci"]) and np.isnan(plain.meta["apcorr_sci"])
+    assert corrected.meta["apcorr_sci"] != pytest.approx(1.0, abs=1e-6)
+    assert _transient_flux_ratio(corrected, tx, ty) == pytest.approx(1.0, abs=0.015)
+    assert _transient_flux_ratio(plain, tx, ty) == pytest.approx(1.0, abs=0.015)
+    # with its finer sampling the file's PSF is exact between pixel centres and sets the scale
+    native, fine = undersampled(1.3 / 2.3548200450309493, half=12)
+    sci = replace(sci, psf=native, psf_fine=fine)
     result = difference_images(sci, ref)
     assert np.isnan(result.meta["apcorr_sci"]) and np.isnan(result.meta["apcorr_ref"])
-    off = DifferenceConfig(photometry=PhotometryConfig(aperture_correction=False))
-    # the same fluxes (to the FFTs' rounding) as without the correction
     assert np.allclose(result.candidates["flux"],
                        difference_images(sci, ref, config=off).candidates["flux"], rtol=1e-5)

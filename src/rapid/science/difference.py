@@ -698,12 +698,16 @@ def difference_images(sci: Frame, ref: Frame, *,
                                           aperture_radii=(), max_shift=pc.max_shift,
                                           psf_fine=fine)
 
+            # a file's PSF sets the flux scale, unless the fits interpolate it between pixel
+            # centres where it is undersampled, which biases them alike for every source
+            interpolated = (pd_fines[0] is None
+                            and diff_fwhm < pc.aperture_correction_below_fwhm)
             for s, source, image, var, psfs, kernels, units in (
                     (1, src_n, sci_b.data, var_n, cells.psfs_n,
                      [k.kernel_n for k in cz.cells], 1.0),
                     (-1, src_r, ref_b.data, var_r, cells.psfs_r,
                      [k.kernel_r for k in cz.cells], gm.flux_ratio)):
-                if source == "frame":
+                if source == "frame" and not interpolated:
                     continue
                 apcorr[s] = _aperture_correction(
                     image, var, bad, gm, grid, psfs,
