@@ -132,13 +132,13 @@ def stamp_total(data: np.ndarray, var: np.ndarray, dx: float, dy: float, core: f
     total, level = centre, 0.0
     for _ in range(3):  # the rings' share of the total, from the total before
         rest = values - total * shape
-        level = float(np.median(rest[frame]))
+        level = float(np.median(rest[frame])) if frame.any() else 0.0
         total = centre - level * int(inner.sum()) + sum(
-            total * float(shape[sel].sum()) + int(sel.sum()) * (float(np.median(rest[sel])) - level)
-            for sel in rings)
+            total * float(shape[sel].sum())
+            + int(sel.sum()) * (float(np.median(rest[sel])) - level) for sel in rings)
     variance += np.pi / 2 * float(var[~inner].sum())
-    n = data.size
-    variance += (np.pi / 2) * n * n * float(var[~inner][frame].sum()) / frame.sum() ** 2
+    if frame.any():
+        variance += np.pi / 2 * data.size**2 * float(var[~inner][frame].sum()) / frame.sum()**2
     return total, float(np.sqrt(variance)), level
 
 
