@@ -28,10 +28,11 @@ from rapid.science.psf import fit_psf_fwhm
 # Nearby positions (pixels each way) where a residual is looked for: a PSF error leaves rings
 # and lobes as much as a core excess
 _REACH = 2
-# A star whose light in its box changed by more than this many sigmas, and this share of its
-# flux, is variable (see _varies): the gain match's ratio is known to a fraction of a per
-# cent, but a broad PSF's wings beyond the box can hold a per cent or two more than a sharp
-# one's, and a variable of a few per cent sets an allowance of a few per cent at most
+# A star whose light within VARIABLE_FWHMS of it changed by more than this many sigmas, and
+# this share of its flux, is variable (see _varies): the gain match's ratio is known to a
+# fraction of a per cent, but a broad PSF's wings beyond the disk can hold a per cent or two
+# more than a sharp one's, and a variable of a few per cent sets an allowance of a few per
+# cent at most
 VARIABLE_NSIGMA = 4.0
 VARIABLE_SHARE = 0.05
 # Radius, in FWHM of the broader PSF, of the disk over which that change is summed
