@@ -1,6 +1,7 @@
 """Clear outcomes for awkward inputs: no stars, a reference covering part of the image."""
 
 import numpy as np
+import pytest
 from tests.science.diff_fakes import make_frame, star_field, tan_wcs
 
 from rapid.science.cautions import difference_cautions
@@ -42,6 +43,36 @@ def test_image_too_sparse_for_its_psf_takes_the_other_images():
     [found] = r.candidates[r.candidates["sign"] == 1]
     assert abs(found["flux"] - transient[2]) < 3 * found["flux_err"]
     assert any("the reference image's PSF" in n for n in difference_cautions(r.meta))
+
+
+def test_a_cutout_with_two_stars_measures_its_psf_on_them():
+    """Two stars on a small ground-based cutout are too few for a stack, and no other image
+    has more: a Moffat fitted to one of them sets the PSF, where the default 2-pixel Gaussian
+    put the transient's flux at a quarter of the truth."""
+    from dataclasses import replace
+
+    from rapid.science.config import DifferenceConfig
+
+    rng = np.random.default_rng(73)
+    stars = [(45.2, 50.7, 3e5), (115.6, 120.3, 2e5)]
+    transient = (80.4, 85.3, 3e3)
+    sci = make_frame(rng, shape=SHAPE, fwhm=4.5, sigma=10.0, stars=stars + [transient],
+                     with_psf=False)
+    ref = make_frame(rng, shape=SHAPE, fwhm=3.5, sigma=5.0, stars=stars, with_psf=False)
+    r = difference_images(sci, ref)
+    assert (r.meta["sci_psf_source"], r.meta["ref_psf_source"]) == ("few sources",) * 2
+    assert abs(r.meta["sci_fwhm"] - 4.5) < 0.5 and abs(r.meta["ref_fwhm"] - 3.5) < 0.4
+    found = r.candidates[r.candidates["sign"] == 1]
+    best = found[np.argmax(found["snr"])]
+    assert np.hypot(best["x"] - transient[0], best["y"] - transient[1]) < 0.5
+    assert best["flux"] == pytest.approx(transient[2], rel=0.1)
+    assert sum("a Moffat of FWHM" in n for n in difference_cautions(r.meta)) == 2
+    default = DifferenceConfig()
+    guess = difference_images(sci, ref, config=replace(
+        default, psf=replace(default.psf, few_source_snr=0.0)))
+    assert guess.meta["sci_psf_source"] == "fallback"
+    found = guess.candidates[guess.candidates["sign"] == 1]
+    assert found["flux"][np.argmax(found["snr"])] < 0.6 * transient[2]
 
 
 def test_reference_covering_half_the_image_masks_the_rest_and_finds_the_transient():

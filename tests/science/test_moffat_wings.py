@@ -162,3 +162,21 @@ def test_a_few_stars_give_the_moffat_whole_and_many_keep_their_stack():
     assert moffat_within_noise(few[:2], 41) is None
     with pytest.raises(ValueError):
         moffat_within_noise(few, 40)
+
+
+def test_few_source_psf_takes_the_narrowest_source_that_is_no_hot_pixel():
+    from rapid.science.moffat_wings import few_source_psf
+    from rapid.science.psf import find_psf_stars
+    from tests.science.diff_fakes import add_star, make_frame
+
+    rng = np.random.default_rng(9)
+    frame = make_frame(rng, shape=(160, 160), fwhm=3.0, sigma=5.0,
+                       stars=[(40.3, 45.6, 2e5)], with_psf=False)
+    data = frame.data.astype(np.float64)
+    add_star(data, 110.2, 100.7, 4e5, 7.0, size=41)  # a galaxy: brighter and wider
+    data[130, 30] += 5e4  # a hot pixel
+    stars = find_psf_stars(type(frame)(data=data.astype(np.float32), wcs=frame.wcs,
+                                       unc=frame.unc, meta={}), min_snr=20.0)
+    psf = few_source_psf(stars, 25, span_fwhm=8.0, max_size=61)
+    assert psf is not None and psf.shape == (25, 25) and psf.sum() == pytest.approx(1.0)
+    assert fit_psf_fwhm(psf) == pytest.approx(3.0, abs=0.3)

@@ -51,8 +51,13 @@ class PsfConfig:
     min_stars : int
         Fewest isolated stars that make an estimate (3); below that ``fallback_fwhm`` is used.
     fallback_fwhm : float
-        FWHM in pixels of the Gaussian PSF used when a frame has no PSF and too few stars (2.0,
-        the finder FWHM RAPID uses).
+        FWHM in pixels of the Gaussian PSF used when a frame has no PSF, too few stars and no
+        source for ``few_source_snr`` (2.0, the finder FWHM RAPID uses).
+    few_source_snr : float
+        With too few stars for a stack, and none from the other image, the PSF is the Moffat
+        fitted to the narrowest of the brightest isolated sources at this S/N or more (20;
+        :func:`rapid.science.moffat_wings.few_source_psf`), a star or a bright transient; 0
+        goes straight to ``fallback_fwhm``.
     stamp_fwhms : float
         An estimated PSF spans at least this many FWHM (8), up to ``max_size`` pixels (61):
         ``size`` suits Roman's 1.5-pixel PSF, but a seeing-limited 4.5-pixel one keeps 3% of
@@ -98,6 +103,7 @@ class PsfConfig:
     size: int = 25
     min_stars: int = 3
     fallback_fwhm: float = 2.0
+    few_source_snr: float = 20.0
     stamp_fwhms: float = 8.0
     max_size: int = 61
     cell_size: int = 512

@@ -37,7 +37,7 @@ from rapid.science.effective_psf import fit_effective_psf
 from rapid.science.fine_psf import fine_difference_psf
 from rapid.science.gainmatch import GainMatch, gain_match
 from rapid.science.image import FinePsf, Frame
-from rapid.science.moffat_wings import moffat_within_noise, with_moffat_wings
+from rapid.science.moffat_wings import few_source_psf, moffat_within_noise, with_moffat_wings
 from rapid.science.phases import (HALF_PIXEL_PHASES, false_alarm_threshold,
                                   gradient_variance, psf_at_phase)
 from rapid.science.photometry import DifferenceNoise, measure_candidates
@@ -89,7 +89,8 @@ class DifferenceResult:
         ncandidates, npositive, nnegative, fd, sci_bkg_rms,
         ref_bkg_rms, sci_fwhm, ref_fwhm, diff_fwhm, sci_psf_source, ref_psf_source ("frame":
         given with the image; "estimated" from its stars; with too few stars, the other
-        image's, "reference" or "science", else "fallback", a Gaussian), nmasked,
+        image's, "reference" or "science", else "few sources", a Moffat fitted to one of its
+        brightest sources, else "fallback", a Gaussian), nmasked,
         detect_threshold, detect_threshold_fading, scorr_skew, false_alarm_threshold (the
         level that ``config.detect.false_alarm_rate`` asks for; NaN when not used),
         nartifacts (detections dropped as one or two bright pixels of one image, see
@@ -216,6 +217,9 @@ def _psf_for(frame: Frame, cfg, var: np.ndarray,
         psf = estimate_psf(frame, size=cfg.size, min_stars=cfg.min_stars,
                            span_fwhm=cfg.stamp_fwhms, max_size=cfg.max_size, stars=stars)
     except ValueError:
+        few = _few_source_psf(frame, cfg)
+        if few is not None:
+            return few, None, "few sources", None
         return gaussian_psf(cfg.fallback_fwhm, size=cfg.size), None, "fallback", None
     fwhm = fit_psf_fwhm(psf)
     if 0 < cfg.moffat_wings_from_fwhm <= fwhm:
@@ -236,14 +240,32 @@ def _psf_for(frame: Frame, cfg, var: np.ndarray,
     return psf, None, "estimated", stars
 
 
+def _few_source_psf(frame: Frame, cfg) -> np.ndarray | None:
+    """The Moffat of :func:`rapid.science.moffat_wings.few_source_psf` for a frame with too
+    few stars for a stack, or None."""
+    if not cfg.few_source_snr > 0:
+        return None
+    try:
+        stars = find_psf_stars(frame, min_snr=cfg.few_source_snr)
+    except ValueError:  # no source at all
+        return None
+    return few_source_psf(stars, cfg.size, span_fwhm=cfg.stamp_fwhms, max_size=cfg.max_size)
+
+
+# How well a PSF is known by where it came from: one with too few stars of its own takes the
+# other image's when that one is known better
+_PSF_RANK = {"frame": 3, "estimated": 3, "few sources": 1, "fallback": 0}
+
+
 def _stand_in(psf: np.ndarray, fine: FinePsf | None, source: str, other: np.ndarray,
               other_source: str, other_name: str,
               ) -> tuple[np.ndarray, FinePsf | None, str]:
-    """A PSF that fell back to the default Gaussian (too few stars) takes the other image's
-    instead, named by ``other_name`` as its source: on the same grid and of the same sky, it is
-    nearer the truth than a guessed width, which sets every flux (a 2-pixel Gaussian for a
-    3-pixel PSF left fluxes a third low)."""
-    if source == "fallback" and other_source != "fallback":
+    """A PSF that came from too few stars (a Moffat fitted to one source, or the default
+    Gaussian) takes the other image's instead when that is known better, named by
+    ``other_name`` as its source: on the same grid and of the same sky, a stack of stars is
+    nearer the truth than one source, and any measured PSF nearer than a guessed width, which
+    sets every flux (a 2-pixel Gaussian for a 3-pixel PSF left fluxes a third low)."""
+    if _PSF_RANK.get(other_source, 0) > _PSF_RANK.get(source, 3):
         return other, None, other_name
     return psf, fine, source
 

@@ -36,7 +36,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import optimize
 
-from rapid.science.psf import fit_psf_fwhm, stack_noise, stack_stars
+from rapid.science.psf import (HOT_PIXEL_FRACTION, PsfStars, cut_stamps, fit_psf_fwhm,
+                               isolated_stars, span_size, stack_noise, stack_stars)
 
 # Blend radii, in FWHM of the stack: its core within INNER, the Moffat's wings beyond OUTER
 INNER = 1.5
@@ -46,6 +47,10 @@ SUB = 3
 # The Moffat replaces a stack whose mean squared departure from it is at most this many times
 # the stack's own noise variance (:func:`moffat_within_noise`); about 1 when the Moffat is exact
 WITHIN_NOISE = 1.5
+# The PSF of an image with too few stars for a stack is a Moffat fitted to one of its brightest
+# FEW_SOURCES isolated sources (few_source_psf), none narrower than MIN_FWHM pixels
+FEW_SOURCES = 5
+MIN_FWHM = 0.8
 # Relative weight floor of the fit, as a fraction of the peak: the wings count, their noise not
 # more than the core's
 FLOOR = 1e-3
@@ -156,4 +161,36 @@ def moffat_within_noise(stamps: np.ndarray, size: int, *, min_stars: int = 3,
     # centred on the stamp: each star was cut out about its windowed centroid, and the stack's
     # recentring on its centre of mass follows its neighbours' light in a crowded field
     out = moffat_stamp(np.r_[params[0], 0.0, 0.0, params[3:]], size)
+    return out / out.sum()
+
+
+def few_source_psf(stars: PsfStars, size: int, *, span_fwhm: float, max_size: int,
+                   ) -> np.ndarray | None:
+    """A PSF for an image with too few stars for a stack: the elliptical Moffat fitted to the
+    narrowest of its brightest ``FEW_SOURCES`` isolated, usable sources, whole, on a stamp of
+    ``span_fwhm`` FWHM (at most ``max_size``); None when none fits.
+
+    One or two stars, or a bright transient, on a small cutout say the PSF's width where a
+    default cannot: a 2-pixel Gaussian standing in for a 4.5-pixel Moffat put every flux of
+    160x160 ground-based cutouts at a quarter of the truth. Of the few sources, stars are the
+    narrowest (galaxies are wider); a source with most of its light in one pixel is a cosmic
+    ray or a hot pixel, and one narrower than ``MIN_FWHM`` pixels is no PSF either.
+    """
+    idx = isolated_stars(stars, size)[:FEW_SOURCES]
+    objs = stars.objects
+    idx = idx[objs["peak"][idx] <= HOT_PIXEL_FRACTION * stars.flux[idx]]
+    best, best_fwhm = None, np.inf
+    for stamp in cut_stamps(stars, idx, size):
+        if not np.isfinite(stamp).all():
+            continue
+        fitted = fit_moffat(stamp)
+        if fitted is None:
+            continue
+        fwhm = fit_psf_fwhm(fitted[0])
+        if MIN_FWHM <= fwhm < best_fwhm:
+            best, best_fwhm = fitted[1], fwhm
+    if best is None:
+        return None
+    out = moffat_stamp(np.r_[best[0], 0.0, 0.0, best[3:]],
+                       max(size, span_size(best_fwhm, span_fwhm, max_size)))
     return out / out.sum()
