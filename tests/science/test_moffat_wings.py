@@ -164,8 +164,8 @@ def test_a_few_stars_give_the_moffat_whole_and_many_keep_their_stack():
         moffat_within_noise(few, 40)
 
 
-def test_few_source_psf_takes_the_narrowest_source_that_is_no_hot_pixel():
-    from rapid.science.moffat_wings import few_source_psf
+def _few_source_field():
+    """A star (FWHM 3), a brighter and wider galaxy (FWHM 7) and a hot pixel, as found."""
     from rapid.science.psf import find_psf_stars
     from tests.science.diff_fakes import add_star, make_frame
 
@@ -173,10 +173,28 @@ def test_few_source_psf_takes_the_narrowest_source_that_is_no_hot_pixel():
     frame = make_frame(rng, shape=(160, 160), fwhm=3.0, sigma=5.0,
                        stars=[(40.3, 45.6, 2e5)], with_psf=False)
     data = frame.data.astype(np.float64)
-    add_star(data, 110.2, 100.7, 4e5, 7.0, size=41)  # a galaxy: brighter and wider
-    data[130, 30] += 5e4  # a hot pixel
-    stars = find_psf_stars(type(frame)(data=data.astype(np.float32), wcs=frame.wcs,
-                                       unc=frame.unc, meta={}), min_snr=20.0)
-    psf = few_source_psf(stars, 25, span_fwhm=8.0, max_size=61)
+    add_star(data, 110.2, 100.7, 4e5, 7.0, size=41)
+    data[130, 30] += 5e4
+    return find_psf_stars(dataclasses.replace(frame, data=data.astype(np.float32)),
+                          min_snr=20.0)
+
+
+def test_few_source_psf_takes_the_narrowest_source_that_is_no_hot_pixel():
+    from rapid.science.moffat_wings import few_source_psf
+
+    psf = few_source_psf(_few_source_field(), 25, span_fwhm=8.0, max_size=61)
     assert psf is not None and psf.shape == (25, 25) and psf.sum() == pytest.approx(1.0)
     assert fit_psf_fwhm(psf) == pytest.approx(3.0, abs=0.3)
+
+
+def test_few_source_psf_is_the_sources_gaussian_where_no_moffat_converges(monkeypatch):
+    import rapid.science.moffat_wings as mw
+
+    stars = _few_source_field()
+    monkeypatch.setattr(mw, "fit_moffat", lambda stamp: None)
+    psf = mw.few_source_psf(stars, 25, span_fwhm=8.0, max_size=61)
+    assert psf.shape[0] >= 25 and fit_psf_fwhm(psf) == pytest.approx(3.0, abs=0.3)
+    # a Gaussian: its light beyond 2 FWHM is nil, where a Moffat's is not
+    h = psf.shape[0] // 2
+    r = np.hypot(*np.mgrid[-h:h + 1, -h:h + 1])
+    assert psf[r > 6].sum() < 1e-3

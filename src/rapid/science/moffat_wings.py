@@ -37,7 +37,8 @@ import numpy as np
 from scipy import optimize
 
 from rapid.science.psf import (HOT_PIXEL_FRACTION, PsfStars, cut_stamps, fit_psf_fwhm,
-                               isolated_stars, span_size, stack_noise, stack_stars)
+                               gaussian_psf, isolated_stars, span_size, stack_noise,
+                               stack_stars)
 
 # Blend radii, in FWHM of the stack: its core within INNER, the Moffat's wings beyond OUTER
 INNER = 1.5
@@ -168,7 +169,8 @@ def few_source_psf(stars: PsfStars, size: int, *, span_fwhm: float, max_size: in
                    ) -> np.ndarray | None:
     """A PSF for an image with too few stars for a stack: the elliptical Moffat fitted to the
     narrowest of its brightest ``FEW_SOURCES`` isolated, usable sources, whole, on a stamp of
-    ``span_fwhm`` FWHM (at most ``max_size``); None when none fits.
+    ``span_fwhm`` FWHM (at most ``max_size``); the narrowest source's Gaussian where no
+    Moffat converges; None without such a source.
 
     One or two stars, or a bright transient, on a small cutout say the PSF's width where a
     default cannot: a 2-pixel Gaussian standing in for a 4.5-pixel Moffat put every flux of
@@ -179,18 +181,22 @@ def few_source_psf(stars: PsfStars, size: int, *, span_fwhm: float, max_size: in
     idx = isolated_stars(stars, size)[:FEW_SOURCES]
     objs = stars.objects
     idx = idx[objs["peak"][idx] <= HOT_PIXEL_FRACTION * stars.flux[idx]]
-    best, best_fwhm = None, np.inf
+    moffats, widths = [], []
     for stamp in cut_stamps(stars, idx, size):
         if not np.isfinite(stamp).all():
             continue
         fitted = fit_moffat(stamp)
-        if fitted is None:
-            continue
-        fwhm = fit_psf_fwhm(fitted[0])
-        if MIN_FWHM <= fwhm < best_fwhm:
-            best, best_fwhm = fitted[1], fwhm
-    if best is None:
-        return None
-    out = moffat_stamp(np.r_[best[0], 0.0, 0.0, best[3:]],
-                       max(size, span_size(best_fwhm, span_fwhm, max_size)))
-    return out / out.sum()
+        fwhm = fit_psf_fwhm(fitted[0] if fitted is not None else stamp)
+        if fwhm >= MIN_FWHM:
+            (moffats if fitted is not None else widths).append((fwhm, fitted))
+    if moffats:
+        fwhm, (_, params) = min(moffats, key=lambda m: m[0])
+        out = moffat_stamp(np.r_[params[0], 0.0, 0.0, params[3:]],
+                           max(size, span_size(fwhm, span_fwhm, max_size)))
+        return out / out.sum()
+    if widths:
+        # a faint source's Moffat may not converge (its wings are noise): its width still
+        # tells, as a Gaussian's, which loses the wings' light but not the core's
+        fwhm = min(w for w, _ in widths)
+        return gaussian_psf(fwhm, size=max(size, span_size(fwhm, span_fwhm, max_size)))
+    return None
