@@ -66,7 +66,7 @@ def test_a_cutout_with_two_stars_measures_its_psf_on_them():
     best = found[np.argmax(found["snr"])]
     assert np.hypot(best["x"] - transient[0], best["y"] - transient[1]) < 0.5
     assert best["flux"] == pytest.approx(transient[2], rel=0.1)
-    assert sum("a Moffat of FWHM" in n for n in difference_cautions(r.meta)) == 2
+    assert sum("a profile of FWHM" in n for n in difference_cautions(r.meta)) == 2
     default = DifferenceConfig()
     guess = difference_images(sci, ref, config=replace(
         default, psf=replace(default.psf, few_source_snr=0.0)))

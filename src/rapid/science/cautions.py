@@ -36,8 +36,8 @@ def difference_cautions(meta: Mapping[str, Any]) -> list[str]:
                          "flux follows from it; a PSF file sets it right")
         elif source == "few sources":
             notes.append(f"the {image} image has too few isolated stars for a stacked PSF and "
-                         f"no PSF file: a Moffat of FWHM {fwhm:.2f} pixels fitted to one of its "
-                         "brightest sources stands in; a PSF file sets it right")
+                         f"no PSF file: a profile of FWHM {fwhm:.2f} pixels fitted to one of "
+                         "its brightest sources stands in; a PSF file sets it right")
         elif source in _IMAGES.values() and source != image:
             notes.append(f"the {image} image has too few isolated stars to estimate its PSF and "
                          f"no PSF file: the {source} image's PSF (FWHM {fwhm:.2f} pixels) stands "

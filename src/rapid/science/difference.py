@@ -89,7 +89,7 @@ class DifferenceResult:
         ncandidates, npositive, nnegative, fd, sci_bkg_rms,
         ref_bkg_rms, sci_fwhm, ref_fwhm, diff_fwhm, sci_psf_source, ref_psf_source ("frame":
         given with the image; "estimated" from its stars; with too few stars, the other
-        image's, "reference" or "science", else "few sources", a Moffat fitted to one of its
+        image's, "reference" or "science", else "few sources", a profile fitted to one of its
         brightest sources, else "fallback", a Gaussian), nmasked,
         detect_threshold, detect_threshold_fading, scorr_skew, false_alarm_threshold (the
         level that ``config.detect.false_alarm_rate`` asks for; NaN when not used),
@@ -207,8 +207,8 @@ def _psf_for(frame: Frame, cfg, var: np.ndarray,
              ) -> tuple[np.ndarray, FinePsf | None, str, PsfStars | None]:
     """The frame's PSF (and its fine sampling, when known), else one estimated from its stars
     (on a stamp of at least ``cfg.stamp_fwhms`` FWHM; with a Moffat's wings when it is well
-    sampled, on a finer grid too when it is undersampled), else a Gaussian of
-    ``cfg.fallback_fwhm``; with the source and the stars an estimate came from, which also say
+    sampled, on a finer grid too when it is undersampled), else one fitted to its brightest
+    sources (:func:`_few_source_psf`), else a Gaussian of ``cfg.fallback_fwhm``; with the source and the stars an estimate came from, which also say
     whether it varies across the image."""
     if frame.psf is not None:
         return frame.psf, frame.psf_fine, "frame", None
@@ -241,8 +241,8 @@ def _psf_for(frame: Frame, cfg, var: np.ndarray,
 
 
 def _few_source_psf(frame: Frame, cfg) -> np.ndarray | None:
-    """The Moffat of :func:`rapid.science.moffat_wings.few_source_psf` for a frame with too
-    few stars for a stack, or None."""
+    """The PSF :func:`rapid.science.moffat_wings.few_source_psf` fits to the brightest sources
+    of a frame with too few stars for a stack, or None."""
     if not cfg.few_source_snr > 0:
         return None
     try:
@@ -260,7 +260,7 @@ _PSF_RANK = {"frame": 3, "estimated": 3, "few sources": 1, "fallback": 0}
 def _stand_in(psf: np.ndarray, fine: FinePsf | None, source: str, other: np.ndarray,
               other_source: str, other_name: str,
               ) -> tuple[np.ndarray, FinePsf | None, str]:
-    """A PSF that came from too few stars (a Moffat fitted to one source, or the default
+    """A PSF that came from too few stars (a profile fitted to one source, or the default
     Gaussian) takes the other image's instead when that is known better, named by
     ``other_name`` as its source: on the same grid and of the same sky, a stack of stars is
     nearer the truth than one source, and any measured PSF nearer than a guessed width, which
