@@ -212,12 +212,13 @@ def _psf_for(frame: Frame, cfg, var: np.ndarray,
     whether it varies across the image."""
     if frame.psf is not None:
         return frame.psf, frame.psf_fine, "frame", None
+    stars = None
     try:
         stars = find_psf_stars(frame)
         psf = estimate_psf(frame, size=cfg.size, min_stars=cfg.min_stars,
                            span_fwhm=cfg.stamp_fwhms, max_size=cfg.max_size, stars=stars)
     except ValueError:
-        few = _few_source_psf(frame, cfg)
+        few = _few_source_psf(stars, cfg)
         if few is not None:
             return few, None, "few sources", None
         return gaussian_psf(cfg.fallback_fwhm, size=cfg.size), None, "fallback", None
@@ -240,16 +241,13 @@ def _psf_for(frame: Frame, cfg, var: np.ndarray,
     return psf, None, "estimated", stars
 
 
-def _few_source_psf(frame: Frame, cfg) -> np.ndarray | None:
-    """The PSF :func:`rapid.science.moffat_wings.few_source_psf` fits to the brightest sources
-    of a frame with too few stars for a stack, or None."""
-    if not cfg.few_source_snr > 0:
+def _few_source_psf(stars: PsfStars | None, cfg) -> np.ndarray | None:
+    """The PSF :func:`rapid.science.moffat_wings.few_source_psf` fits to the brightest of a
+    frame's detections (too few stars for a stack; None: no source at all), or None."""
+    if stars is None or not cfg.few_source_snr > 0:
         return None
-    try:
-        stars = find_psf_stars(frame, min_snr=cfg.few_source_snr)
-    except ValueError:  # no source at all
-        return None
-    return few_source_psf(stars, cfg.size, span_fwhm=cfg.stamp_fwhms, max_size=cfg.max_size)
+    return few_source_psf(stars.at_snr(cfg.few_source_snr), cfg.size,
+                          span_fwhm=cfg.stamp_fwhms, max_size=cfg.max_size)
 
 
 # How well a PSF is known by where it came from: one with too few stars of its own takes the

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import sep
@@ -255,15 +255,25 @@ class PsfStars:
         sep's detections.
     flux : ndarray
         Their fluxes in a 3-pixel aperture.
+    snr : ndarray
+        The S/N of those fluxes.
+    clean : ndarray
+        Boolean: unflagged and unsaturated.
     usable : ndarray
-        Boolean: bright enough, unflagged and unsaturated.
+        Boolean: clean and bright enough.
     """
 
     image: np.ndarray
     bad: np.ndarray
     objects: np.ndarray
     flux: np.ndarray
+    snr: np.ndarray
+    clean: np.ndarray
     usable: np.ndarray
+
+    def at_snr(self, min_snr: float) -> PsfStars:
+        """The same detections, usable from another S/N on."""
+        return replace(self, usable=self.clean & (self.snr > min_snr))
 
 
 def find_psf_stars(frame: Frame, *, min_snr: float = 50.0,
@@ -305,11 +315,12 @@ def find_psf_stars(frame: Frame, *, min_snr: float = 50.0,
         raise ValueError("no stars found")
     flux, _, _ = sep.sum_circle(arr, objs["x"], objs["y"], 3.0, err=rms, mask=bad)
     snr = flux / (rms * np.sqrt(np.pi * 9.0))
-    usable = (objs["flag"] == 0) & (snr > min_snr)
+    clean = objs["flag"] == 0
     sat = frame.meta.get("saturation")
     if sat:
-        usable &= objs["peak"] < saturation_fraction * float(sat)
-    return PsfStars(image=arr, bad=bad, objects=objs, flux=flux, usable=usable)
+        clean &= objs["peak"] < saturation_fraction * float(sat)
+    return PsfStars(image=arr, bad=bad, objects=objs, flux=flux, snr=snr, clean=clean,
+                    usable=clean & (snr > min_snr))
 
 
 def estimate_psf(
