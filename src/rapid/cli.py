@@ -353,8 +353,9 @@ def diff(sci: Path = typer.Argument(..., help="Science image: FITS from any tele
     from rapid.io.frame import split_extension
 
     for path in (sci, ref, sci_psf, ref_psf, sci_unc, ref_unc):
-        if path is not None and not split_extension(path)[0].is_file():
-            raise UserError(f"{split_extension(path)[0]}: no such file")
+        file = split_extension(path)[0] if path is not None else None
+        if file is not None and not file.is_file():
+            raise UserError(f"{file}: no such file")
     if not threshold > 0:
         raise UserError(f"--threshold must be > 0, got {threshold}")
     if not false_alarms >= 0:
