@@ -536,7 +536,8 @@ def difference_images(sci: Frame, ref: Frame, *,
             return None
         with timed("cosmic_rays"):
             cr = cosmic_ray_mask(frame.data, var, bad, fwhm=fwhm,
-                                 other=other.data * np.float32(scale), sigclip=cc.sigclip,
+                                 other=other.data * np.float32(scale), psf=frame.psf,
+                                 sigclip=cc.sigclip,
                                  sigfrac=cc.sigfrac, objlim=cc.objlim, niter=cc.niter)
         return cr if cr.any() else None
 
