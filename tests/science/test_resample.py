@@ -191,6 +191,41 @@ def test_transform_psf_small_rotation_keeps_sum_and_shape(gaussian_psf):
     assert np.max(np.abs(out - psf)) < 5e-3 * psf.max()
 
 
+@pytest.mark.parametrize("rot_deg, dx, dy", [(0.0, 0.5, 0.5), (0.0, 0.27, -0.33), (37.0, 0.0, 0.0)])
+def test_resampled_psf_has_the_interpolation_blur(make_wcs, render_stars, gaussian_psf,
+                                                   rot_deg, dx, dy):
+    """Stars put where the destination's pixel centres fall show the resampled PSF itself: an
+    undersampled one (1.4 pixels FWHM) comes out wider than its grid mapping alone makes it,
+    as the model with the interpolation's blur says."""
+    sigma, shape = 1.4 / 2.3548, (256, 256)
+    src = make_wcs(RA, DEC, shape)
+    dst = _shifted(make_wcs(RA, DEC, shape, rot_deg=rot_deg), dx, dy)
+    grid = np.arange(64, 193, 12.0)
+    xd, yd = (v.ravel() for v in np.meshgrid(grid, grid))
+    xs, ys = src.all_world2pix(*dst.all_pix2world(xd, yd, 0), 0)
+    data = render_stars(shape, xs, ys, np.ones(xs.size), sigma).astype(np.float32)
+    psf = gaussian_psf(sigma, size=25)
+    out = resample_frame(Frame(data=data, wcs=src, psf=psf), dst, shape)
+    # 11 x 11 pixels about each (the stars are 12 apart)
+    seen = np.mean([out.data[y - 5:y + 6, x - 5:x + 6]
+                    for x, y in zip(xd.astype(int), yd.astype(int))], axis=0)
+    plain = transform_psf(psf, local_jacobian(src, dst, (127.5, 127.5)))[7:18, 7:18]
+    model = out.psf[7:18, 7:18]
+    assert out.psf.sum() == pytest.approx(1.0, abs=1e-6)
+    assert model.max() < 0.95 * plain.max()
+    assert abs(model.max() - seen.max()) < 0.5 * abs(plain.max() - seen.max())
+    assert np.abs(model - seen).sum() < 0.9 * np.abs(plain - seen).sum()
+
+
+def test_no_blur_where_the_mapping_reads_pixel_centres(make_wcs, gaussian_psf):
+    shape = (64, 64)
+    src = make_wcs(RA, DEC, shape)
+    dst = _shifted(src, 3.0, -2.0)
+    psf = gaussian_psf(1.4 / 2.3548, size=25)
+    out = resample_frame(Frame(data=np.zeros(shape, np.float32), wcs=src, psf=psf), dst, shape)
+    assert np.allclose(out.psf, psf, atol=1e-6)
+
+
 def test_variance_factor_is_one_at_integer_and_lower_between():
     f = interpolation_variance_factor(np.array([3.0, 3.5]), np.array([7.0, 7.5]), order=3)
     assert f[0] == pytest.approx(1.0, abs=1e-6)

@@ -42,7 +42,7 @@ from rapid.science.coadd import (
 from rapid.science.image import Frame
 from rapid.science.pixel_integration import integrate, noise_factor
 from rapid.science.refqa import extract_sources, fwhm_stats, image_stats, source_table
-from rapid.science.psf_transform import local_jacobian, transform_psf
+from rapid.science.psf_transform import interpolation_blur, local_jacobian, transform_psf
 from rapid.science.stack import combine_stack
 
 __all__ = ["ReferenceImage", "FrameSource", "tile_grid_wcs", "build_reference", "reference_catalog"]
@@ -129,17 +129,18 @@ def _load(item: FrameSource, i: int) -> Frame:
     return frame
 
 
-def _frame_psf(plan: FramePlan, grid_wcs: WCS):
+def _frame_psf(plan: FramePlan, grid_wcs: WCS, order: int):
     """The frame's PSF turned into the grid frame and normalised, with its coadd weight."""
     if plan.frame.psf is None:
         return None
     sy, sx = plan.frame.shape
     jac = local_jacobian(plan.frame.wcs, grid_wcs, ((sy - 1) / 2, (sx - 1) / 2))
-    # blurred as the frame's pixels were, where the grid's are larger
-    # (rapid.science.resample.integrate_source)
+    # blurred as the frame's pixels were: integrated where the grid's are larger
+    # (rapid.science.resample.integrate_source), and interpolated
     cov = plan.cmap.integration_cov
-    psf = transform_psf(plan.frame.psf if cov is None else integrate(plan.frame.psf, cov),
-                        jac).astype(np.float64)
+    psf = plan.frame.psf if cov is None else integrate(plan.frame.psf, cov)
+    psf = interpolation_blur(psf, *plan.cmap.sample_positions(), order=order)
+    psf = transform_psf(psf, jac).astype(np.float64)
     s = psf.sum()
     if not np.isfinite(s) or s <= 0:
         return None
@@ -322,7 +323,7 @@ def build_reference(
             if plan is not None:
                 stored.append(_store_frame(plan, folder, order=order,
                                            saturated_grid=saturated_grid))
-                psf_parts.append(_frame_psf(plan, grid))
+                psf_parts.append(_frame_psf(plan, grid, order))
                 metas.append(dict(frame.meta))
             del frame, plan
         if nseen < min_frames:

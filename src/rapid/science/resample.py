@@ -41,6 +41,7 @@ from rapid.science.pixel_integration import (
 )
 from rapid.science.psf_transform import (
     _check_wcs,
+    interpolation_blur,
     interpolation_variance_factor,
     local_jacobian,
     transform_psf,
@@ -59,6 +60,7 @@ __all__ = [
     "resample_frame",
     "local_jacobian",
     "transform_psf",
+    "interpolation_blur",
     "fill_bad_pixels",
     "interpolation_variance_factor",
     "footprint_touches",
@@ -166,6 +168,18 @@ class CoarsePixelMap:
             self._splines = (GridSpline(self._yc, self._xc, ys), GridSpline(self._yc, self._xc, xs))
             self._area = GridSpline(self._yc, self._xc, _area_at_nodes(self._yc, self._xc,
                                                                        ys, xs, bad))
+
+    def sample_positions(self, size: int = 32) -> tuple[np.ndarray, np.ndarray]:
+        """Source positions of a sample of destination pixels, (ysrc, xsrc): the coarse nodes
+        (phases across the whole grid) and a block of ``size`` pixels a side at its centre
+        (every phase a slow rotation or scale visits locally); NaN where undefined."""
+        ny, nx = self.shape
+        y0, x0 = max((ny - size) // 2, 0), max((nx - size) // 2, 0)
+        ys, xs = self.block(y0, min(y0 + size, ny), x0, min(x0 + size, nx))
+        nodes_y, nodes_x = self._nodes
+        good = nodes_y > -1e5  # nodes the projection reached
+        return (np.concatenate([ys.ravel(), nodes_y[good]]),
+                np.concatenate([xs.ravel(), nodes_x[good]]))
 
     def block(self, y0: int, y1: int, x0: int = 0, x1: int | None = None):
         """Source coordinates for destination rows ``y0:y1`` and columns ``x0:x1``.
@@ -528,7 +542,9 @@ def resample_frame(frame: Frame, dst_wcs: WCS, dst_shape, *, order: int = 3,
     lowers the per-pixel noise and correlates it between neighbouring pixels, and both effects
     are neglected, which is right for sums over a few pixels and conservative per pixel. The PSF
     is transformed by the local Jacobian of the mapping at the source image centre (a rotation
-    and/or flip for grids of equal scale), keeping its sum, after the blur the data were given.
+    and/or flip for grids of equal scale), keeping its sum, after the blur the data were given
+    (the integration over larger pixels, and the interpolation's at the phases the mapping
+    visits: :func:`interpolation_blur`).
     Data and uncertainty are multiplied by the area of each destination pixel in source pixels
     (:meth:`CoarsePixelMap.area`), so that sources keep their fluxes and ``meta["zptmag"]``
     holds; ``meta`` is copied, with its per-pixel levels ``saturation`` and ``gain`` (electrons
@@ -563,7 +579,8 @@ def resample_frame(frame: Frame, dst_wcs: WCS, dst_shape, *, order: int = 3,
     if frame.psf is not None:
         sy, sx = frame.shape
         jac = local_jacobian(frame.wcs, dst_wcs, ((sy - 1) / 2, (sx - 1) / 2))
-        psf = transform_psf(frame.psf if cov is None else integrate(frame.psf, cov), jac)
+        psf = frame.psf if cov is None else integrate(frame.psf, cov)
+        psf = transform_psf(interpolation_blur(psf, *cmap.sample_positions(), order=order), jac)
     meta = dict(frame.meta)
     # per-pixel levels follow the pixels' scaling (see the module's text)
     cy, cx = (s // 2 for s in cmap.shape)
