@@ -113,7 +113,7 @@ def test_difference_of_a_galactic_reference_and_a_latitude_first_science_image(t
     fits.writeto(tmp_path / "sci.fits", sci.data.astype(np.float32), header)
 
     run_diff(tmp_path / "sci.fits", tmp_path / "ref.fits", tmp_path / "out")
-    t = pq.read_table(tmp_path / "out" / "candidates.parquet").to_pydict()
+    t = pq.read_table(tmp_path / "out" / "candidates.parquet", use_threads=False).to_pydict()
     assert t["sign"] == [1]
     assert abs(t["x"][0] - 80.4) < 0.3 and abs(t["y"][0] - 60.2) < 0.3
     assert abs(t["flux"][0] - 4000.0) < 3 * t["flux_err"][0]

@@ -85,7 +85,7 @@ def test_run_processes_every_image_and_registers_once(small_survey, db_url, tmp_
         # candidate catalogs exist and are registered with their counts
         meta = conn.execute(sa.select(schema.diffimmeta)).all()
         for m in meta:
-            table = pq.read_table(store.local_copy(m.catfilename).__enter__())
+            table = pq.read_table(store.local_copy(m.catfilename).__enter__(), use_threads=False)
             assert table.num_rows == m.ncandidates
             assert {"x", "y", "ra", "dec", "flux", "flux_err", "snr", "sign"} <= set(
                 table.column_names)

@@ -17,7 +17,7 @@ def _diff(directory, out, *extra):
                           str(directory / "ref.fits"), "--out", str(directory / out), *extra],
                          capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
-    cands = pq.read_table(directory / out / "candidates.parquet").to_pydict()
+    cands = pq.read_table(directory / out / "candidates.parquet", use_threads=False).to_pydict()
     return ({k: np.asarray(v) for k, v in cands.items()},
             fits.getheader(directory / out / "diff.fits"), run.stdout)
 

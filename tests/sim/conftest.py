@@ -16,4 +16,4 @@ def survey(tmp_path_factory):
 @pytest.fixture(scope="session")
 def truth(survey):
     """The survey's truth table as a list of row dicts."""
-    return pq.read_table(survey.truth).to_pylist()
+    return pq.read_table(survey.truth, use_threads=False).to_pylist()

@@ -21,7 +21,7 @@ def test_transient_aperture_flux_matches_truth(tmp_path):
     clean = simulate_survey(tmp_path, fields=1, epochs=4, size=96, seed=5, stars_per_sca=0,
                             galaxies_per_sca=0, saturated_stars_per_image=0,
                             transients_per_image=4, variables_per_image=0, peak_snr=(300, 100))
-    rows = [r for r in pq.read_table(clean.truth).to_pylist() if r["flux"] > 0]
+    rows = [r for r in pq.read_table(clean.truth, use_threads=False).to_pylist() if r["flux"] > 0]
     assert len(rows) == 4
     paths = {p.name: p for p in clean.images}
     psf = fits.getdata(clean.psfs[0]).astype(float)
