@@ -124,3 +124,20 @@ def test_bright_source_flux_does_not_depend_on_its_own_noise_in_the_weights():
     w = p / np.sum(p * p)
     assert b["flux_err"][0] == pytest.approx(np.sqrt(np.sum(w**2 * with_source[59:70, 59:70]**2)),
                                             rel=1e-6)
+
+
+def test_a_fit_box_all_but_masked_gives_no_flux_and_no_crash():
+    """photutils returns NaN positions for a box with two unmasked pixels of 49; the candidate
+    keeps its detected position, flagged, without a flux."""
+    from rapid.science.photometry import FLAG_FIT
+
+    img, unc = _image(43, [(64.0, 64.0, 3000.0), (30.2, 90.6, 2000.0)])
+    mask = np.zeros(SHAPE, bool)
+    mask[61:68, 61:68] = True
+    mask[64, 64] = mask[63, 65] = False
+    t = Table({"x": [64.0, 30.0], "y": [64.0, 91.0], "sign": [1, 1]})
+    out = measure_candidates(img, unc, gaussian_psf(2.5), t, tan_wcs(SHAPE), mask=mask,
+                             fit_shape=(7, 7))
+    assert (out["x"][0], out["y"][0]) == (64.0, 64.0) and np.isfinite(out["ra"][0])
+    assert np.isnan(out["flux"][0]) and out["flags"][0] & FLAG_FIT
+    assert abs(out["flux"][1] - 2000.0) < 3 * out["flux_err"][1]

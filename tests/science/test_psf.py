@@ -71,6 +71,47 @@ def test_galaxies_and_cosmic_rays_among_bright_sources_stay_out_of_the_psf():
     assert fit_psf_fwhm(psf) == pytest.approx(3.0, rel=0.08)
 
 
+def test_a_few_stars_among_many_galaxies_set_the_psf():
+    """At high latitude bright galaxies far outnumber the stars, and many share a size: 12
+    stars (FWHM 3) among 100 galaxies (FWHM 4-12), 20 of them compact ellipticals (a
+    star-like core in a broad halo). The stars are the smallest sources sharing one size."""
+    from tests.science.diff_fakes import add_star
+
+    rng = np.random.default_rng(8)
+    shape = (512, 512)
+    pos = [(x, y) for x in range(24, 490, 40) for y in range(24, 490, 40)]
+    rng.shuffle(pos)
+    img = rng.normal(0.0, 5.0, shape)
+    for k, (x, y) in enumerate(pos[:112]):
+        x, y = x + rng.uniform(-0.5, 0.5), y + rng.uniform(-0.5, 0.5)
+        if k < 12:
+            add_star(img, x, y, rng.uniform(3e4, 6e4), 3.0)
+        elif k < 32:
+            add_star(img, x, y, rng.uniform(1e4, 2e4), 3.0)
+            add_star(img, x, y, rng.uniform(4e4, 8e4), rng.uniform(7.0, 10.0), size=41)
+        else:
+            add_star(img, x, y, rng.uniform(5e4, 2e5), float(np.exp(rng.uniform(np.log(4.0),
+                                                                             np.log(12.0)))),
+                     size=61)
+    frame = make_frame(rng, shape=shape, sigma=0.0, with_psf=False)
+    frame.data[:] = img
+    assert fit_psf_fwhm(estimate_psf(frame, size=25)) == pytest.approx(3.0, rel=0.08)
+
+
+def test_point_like_tells_stars_from_galaxies():
+    from rapid.science.psf import point_like
+    from tests.science.diff_fakes import add_star
+
+    img = np.random.default_rng(9).normal(0.0, 1.0, (120, 120))
+    add_star(img, 30.3, 40.6, 5e3, 3.0)
+    add_star(img, 80.1, 60.2, 5e3, 6.0, size=41)       # a galaxy twice the PSF's width
+    add_star(img, 40.7, 90.4, 2e3, 3.0)                # a compact elliptical: a star's core
+    add_star(img, 40.7, 90.4, 6e3, 9.0, size=41)       # in a broad halo
+    near = point_like(img, np.zeros(img.shape, bool), [30.3, 80.1, 40.7], [40.6, 60.2, 90.4],
+                      gaussian_psf(3.0))
+    assert near.tolist() == [True, False, False]
+
+
 def test_estimate_psf_without_stars_raises():
     rng = np.random.default_rng(5)
     frame = make_frame(rng, shape=(128, 128), with_psf=False)

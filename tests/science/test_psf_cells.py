@@ -130,10 +130,10 @@ def test_a_star_whose_stamp_sums_negative_keeps_the_others_paired_with_their_pos
     assert stamps.shape == (idx.size, 31, 31)
     assert np.isnan(stamps[k]).all()
     assert np.isfinite(np.delete(stamps, k, axis=0)).all()
-    # the stack's stamps: the stellar locus's (nearly every star of this 10% gradient), all
-    # finite, the negative one left out
+    # the stack's stamps: the stellar locus's (every size of this 10% gradient; not the
+    # tenth whose outer light a neighbour's raises), all finite, the negative one left out
     used = star_stamps(stars, 31, 1000)
-    assert np.isfinite(used).all() and 0.9 * idx.size <= len(used) <= idx.size - 1
+    assert np.isfinite(used).all() and 0.85 * idx.size <= len(used) <= idx.size - 1
     psf = gaussian_psf(3.5, size=31)
     field = fit_psf_field(stars, idx, psf, (512, 512), degree=1)
     assert field.field.nstars <= idx.size - 1

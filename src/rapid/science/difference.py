@@ -42,9 +42,10 @@ from rapid.science.phases import (HALF_PIXEL_PHASES, false_alarm_threshold,
                                   gradient_variance, psf_at_phase)
 from rapid.science.photometry import DifferenceNoise, measure_candidates
 from rapid.science.psf import (MAX_PSF_STARS, PsfStars, estimate_psf, find_psf_stars,
-                               fit_psf_fwhm, gaussian_psf, span_size, star_stamps)
+                               fit_psf_fwhm, gaussian_psf, point_like, span_size, star_stamps)
 from rapid.science.psf_cells import CellGrid, PsfCells, psf_cells
 from rapid.science.psf_mismatch import psf_mismatch
+from rapid.science.psf_transform import local_jacobian
 from rapid.science.registration import fit_registration
 from rapid.science.star_residuals import residual_levels
 from rapid.science.streaks import find_streaks, on_streaks, streak_mask
@@ -399,10 +400,12 @@ def _rows_by_cell(grid: CellGrid, x, y):
 def _aperture_correction(image, var, bad, gm: GainMatch, grid: CellGrid, psfs, kernels, pds,
                          pd_fines, measure, *, units: float,
                          min_stars: int) -> ApertureCorrection | None:
-    """One image's aperture correction on the gain match's stars, each put through its own
-    cell's kernel."""
+    """One image's aperture correction on the gain match's stars of its PSF's size
+    (:func:`rapid.science.psf.point_like`; galaxies are matched as well), each put through
+    its own cell's kernel."""
     ratios, errors = [], []
-    x, y = gm.star_x, gm.star_y
+    point = point_like(image, bad, gm.star_x, gm.star_y, psfs[grid.central()])
+    x, y = gm.star_x[point], gm.star_y[point]
     for c, rows in _rows_by_cell(grid, x, y):
         r, e = star_flux_ratios(image, var, bad, x[rows], y[rows], stamp=psfs[c].shape[0],
                                 kernel=kernels[c], pd=pds[c], pd_fine=pd_fines[c],
@@ -526,13 +529,19 @@ def difference_images(sci: Frame, ref: Frame, *,
     cc = cfg.cosmic_rays
 
     fwhm_n, fwhm_r = fit_psf_fwhm(psf_n), fit_psf_fwhm(psf_r)
+    # the reference's PSF in its own pixels: a ray is sharp there, and an undersampled image
+    # brought onto a finer grid has stars as sharp as its rays however wide they look now (a
+    # reference of 1.4 pixels FWHM at twice the science's scale lost the cores of 80% of its
+    # bright stars to L.A.Cosmic)
+    jac = local_jacobian(ref.wcs, sci.wcs, tuple((np.asarray(ref.shape) - 1) / 2.0))
+    fwhm_r_own = fwhm_r / np.sqrt(abs(np.linalg.det(jac)))
 
     def cosmic_rays(frame: Frame, var: np.ndarray, fwhm: float, other: Frame,
-                    scale: float) -> np.ndarray | None:
-        """The frame's cosmic-ray pixels when its PSF (``fwhm`` wide) can tell them (None when
-        it cannot, or none is found); ``other`` times ``scale`` is the other image in the
-        frame's units."""
-        if fwhm < cc.min_fwhm:
+                    scale: float, own_fwhm: float) -> np.ndarray | None:
+        """The frame's cosmic-ray pixels when its PSF (``fwhm`` wide here, ``own_fwhm`` in its
+        own pixels) can tell them (None when it cannot, or none is found); ``other`` times
+        ``scale`` is the other image in the frame's units."""
+        if own_fwhm < cc.min_fwhm:
             return None
         with timed("cosmic_rays"):
             cr = cosmic_ray_mask(frame.data, var, bad, fwhm=fwhm,
@@ -545,8 +554,8 @@ def difference_images(sci: Frame, ref: Frame, *,
         return replace(frame, mask=frame.bad() | cr,
                        data=np.where(cr, np.float32(np.nan), frame.data))
 
-    cr_n = cosmic_rays(sci_b, var_n, fwhm_n, ref_b, gm.flux_ratio)
-    cr_r = cosmic_rays(ref_b, var_r, fwhm_r, sci_b, 1.0 / gm.flux_ratio)
+    cr_n = cosmic_rays(sci_b, var_n, fwhm_n, ref_b, gm.flux_ratio, fwhm_n)
+    cr_r = cosmic_rays(ref_b, var_r, fwhm_r, sci_b, 1.0 / gm.flux_ratio, fwhm_r_own)
     ncosmic = ncosmic_ref = 0
     if cr_n is not None:
         sci_b, ncosmic, bad = without(sci_b, cr_n), int(cr_n.sum()), bad | cr_n
@@ -690,10 +699,11 @@ def difference_images(sci: Frame, ref: Frame, *,
                 aperture_radii=pc.aperture_radii, max_shift=pc.max_shift)
         table["pixel_score"] = scores.astype(np.float32)
         if len(table):
-            # a fit may drift (<= max_shift) onto a masked pixel: such candidates are dropped
+            # a fit may drift (<= max_shift) onto a masked pixel, or find too few pixels
+            # unmasked to fit at all: such candidates are dropped
             iy = np.clip(np.round(np.asarray(table["y"])).astype(int), 0, mask.shape[0] - 1)
             ix = np.clip(np.round(np.asarray(table["x"])).astype(int), 0, mask.shape[1] - 1)
-            table = table[~mask[iy, ix]]
+            table = table[~mask[iy, ix] & np.isfinite(np.asarray(table["flux"], dtype=float))]
             table = drop_converged(table)
             table = drop_satellites(table, SATELLITE_FWHMS * diff_fwhm)
         if len(table) and dc.star_residuals and gm.source_x.size:

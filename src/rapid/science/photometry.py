@@ -280,12 +280,16 @@ def measure_candidates(
             # unweighted). In the sky-limited regime the two fits are the same.
             res = phot(img, mask=bad, init_params=init)
         res.sort("id")
-        cols["x"][sel] = np.asarray(res["x_fit"], dtype=float)
-        cols["y"][sel] = np.asarray(res["y_fit"], dtype=float)
-        cols["flux"][sel] = np.asarray(res["flux_fit"], dtype=float)
+        xf, yf = np.asarray(res["x_fit"], dtype=float), np.asarray(res["y_fit"], dtype=float)
+        # a box nearly all masked gives no fit at all (NaN): the detection's position stands,
+        # without a flux
+        failed = ~(np.isfinite(xf) & np.isfinite(yf))
+        cols["x"][sel] = np.where(failed, xin, xf)
+        cols["y"][sel] = np.where(failed, yin, yf)
+        cols["flux"][sel] = np.where(failed, np.nan, np.asarray(res["flux_fit"], dtype=float))
         cols["flux_err"][sel] = np.asarray(res["flux_err"], dtype=float)
         cols["qfit"][sel] = np.asarray(res["qfit"], dtype=float)
-        cols["flags"][sel] |= np.where(np.asarray(res["flags"]) != 0, FLAG_FIT, 0)
+        cols["flags"][sel] |= np.where((np.asarray(res["flags"]) != 0) | failed, FLAG_FIT, 0)
         moved = np.hypot(cols["x"][sel] - xin, cols["y"][sel] - yin)
         if max_shift > 0:
             cols["flags"][sel] |= np.where(moved > 0.99 * max_shift, FLAG_MOVED, 0)
