@@ -117,3 +117,21 @@ def test_the_other_image_keeps_the_stars_of_a_deep_one():
     paired = cosmic_ray_mask(deep.data, var, good, fwhm=3.5, other=other.data)
     assert (paired & ~hit).sum() < 20
     assert paired[hit].mean() > 0.85
+
+
+def test_an_undersampled_reference_on_a_finer_grid_is_not_searched():
+    """A reference of 1.5 pixels FWHM at twice the science's pixel scale looks 3 pixels wide
+    on the science grid, yet its stars are as sharp as rays in its own pixels: L.A.Cosmic
+    took the cores of most of its bright stars."""
+    from tests.science.diff_fakes import tan_wcs
+
+    rng = np.random.default_rng(11)
+    x, y, f = star_field(rng, SHAPE, nstars=60, flux_range=(3e3, 2e5), edge=16)
+    sci = make_frame(rng, shape=SHAPE, fwhm=3.2, sigma=5.0, stars=list(zip(x, y, f)))
+    half = (128, 128)
+    ref = make_frame(rng, shape=half, fwhm=1.5, sigma=2.0,
+                     stars=list(zip(x / 2 - 0.25, y / 2 - 0.25, f)),
+                     wcs=tan_wcs(half, scale_arcsec=0.22))
+    result = difference_images(sci, ref)
+    assert result.meta["ref_fwhm"] > 2.5  # as wide as a searched PSF, on the science grid
+    assert result.meta["ncosmic_ref"] == 0
