@@ -134,4 +134,9 @@ def test_an_undersampled_reference_on_a_finer_grid_is_not_searched():
                      wcs=tan_wcs(half, scale_arcsec=0.22))
     result = difference_images(sci, ref)
     assert result.meta["ref_fwhm"] > 2.5  # as wide as a searched PSF, on the science grid
+    assert result.meta["ref_fwhm_own"] < 2.0
     assert result.meta["ncosmic_ref"] == 0
+    # and the user is told that its sources' fluxes depend on their pixel phase
+    from rapid.science.cautions import difference_cautions
+
+    assert any("the reference is undersampled" in n for n in difference_cautions(result.meta))

@@ -12,6 +12,12 @@ from collections.abc import Mapping
 from typing import Any
 
 _IMAGES = {"sci": "science", "ref": "reference"}
+# A reference whose PSF is narrower than this many of its own pixels (FWHM; Nyquist sampling
+# wants 2) and that lies on pixels this much larger than the science's is one whose sources'
+# resampled profiles depend on their pixel phase: a reference of 1.4 pixels FWHM at twice the
+# science's scale gave fading sources' flux pulls a scatter of 2.3-2.9
+UNDERSAMPLED_FWHM = 2.0
+COARSER = 1.2
 
 
 def difference_cautions(meta: Mapping[str, Any]) -> list[str]:
@@ -42,6 +48,13 @@ def difference_cautions(meta: Mapping[str, Any]) -> list[str]:
             notes.append(f"the {image} image has too few isolated stars to estimate its PSF and "
                          f"no PSF file: the {source} image's PSF (FWHM {fwhm:.2f} pixels) stands "
                          "in for it")
+    own, here = meta.get("ref_fwhm_own", float("nan")), meta.get("ref_fwhm", float("nan"))
+    if own < UNDERSAMPLED_FWHM and here > COARSER * own:
+        notes.append(f"the reference is undersampled (PSF FWHM {own:.2f} of its own pixels, "
+                     f"{here:.2f} on the science grid): brought onto finer pixels, its sources' "
+                     "profiles depend on where they fell on its pixels, and the fluxes of "
+                     "sources it holds (fading, variable) scatter by a few per cent beyond "
+                     "their errors")
     method = meta.get("gainmatch_method")
     matched = (f"{meta.get('nmatched', 0)} stars bright enough in both images for a flux ratio"
                " (5 needed)")

@@ -88,7 +88,8 @@ class DifferenceResult:
         dymedianfin, nmatched, scorrstd (robust std of Scorr where it is noise alone),
         scorr_noise_pixels (how many pixels that is; below 5000 the threshold is absolute),
         ncandidates, npositive, nnegative, fd, sci_bkg_rms,
-        ref_bkg_rms, sci_fwhm, ref_fwhm, diff_fwhm, sci_psf_source, ref_psf_source ("frame":
+        ref_bkg_rms, sci_fwhm, ref_fwhm (on the science grid), ref_fwhm_own (the reference's
+        FWHM in its own pixels), diff_fwhm, sci_psf_source, ref_psf_source ("frame":
         given with the image; "estimated" from its stars; with too few stars, the other
         image's, "reference" or "science", else "few sources", a profile fitted to one of its
         brightest sources, else "fallback", a Gaussian), nmasked,
@@ -768,7 +769,8 @@ def difference_images(sci: Frame, ref: Frame, *,
         "scorrstd": scorrstd, "ncandidates": len(table), "npositive": npos,
         "nnegative": len(table) - npos, "fd": zr.Fd, "sci_bkg_rms": sigma_n,
         "ref_bkg_rms": sigma_r, "sci_fwhm": fwhm_n, "ref_fwhm": fwhm_r,
-        "diff_fwhm": diff_fwhm, "sci_psf_source": src_n, "ref_psf_source": src_r,
+        "ref_fwhm_own": fwhm_r_own, "diff_fwhm": diff_fwhm, "sci_psf_source": src_n,
+        "ref_psf_source": src_r,
         "nmasked": int(mask.sum()), "scorr_noise_pixels": nquiet,
         "detect_threshold": float(thresh),
         "detect_threshold_fading": float(thresh_fading), "scorr_skew": zr.skew,
