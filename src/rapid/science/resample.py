@@ -547,8 +547,8 @@ def resample_frame(frame: Frame, dst_wcs: WCS, dst_shape, *, order: int = 3,
     visits: :func:`interpolation_blur`).
     Data and uncertainty are multiplied by the area of each destination pixel in source pixels
     (:meth:`CoarsePixelMap.area`), so that sources keep their fluxes and ``meta["zptmag"]``
-    holds; ``meta`` is copied, with its per-pixel levels ``saturation`` and ``gain`` (electrons
-    per unit) scaled alike, by the area at the grid's centre.
+    holds; ``meta`` is copied, with its per-pixel level ``saturation`` scaled alike, by the
+    area at the grid's centre (the gain, electrons per unit, is the same on both grids).
 
     Parameters
     ----------
@@ -587,6 +587,8 @@ def resample_frame(frame: Frame, dst_wcs: WCS, dst_shape, *, order: int = 3,
     area = float(cmap.area(cy, cy + 1, cx, cx + 1)[0, 0])
     if meta.get("saturation") is not None:
         meta["saturation"] = float(meta["saturation"]) * area
-    if meta.get("gain"):
-        meta["gain"] = float(meta["gain"]) / area
+    # the gain (electrons per unit) stays: a pixel holding the light of four holds their
+    # electrons too, and a sum over a PSF holds the same electrons on either grid (per unit
+    # of area the gain would make a reference on pixels twice as fine count 4 times the
+    # variance for its sources' noise, and one on pixels twice as coarse a quarter)
     return Frame(data=data, wcs=dst_wcs.deepcopy(), psf=psf, unc=unc, mask=bad, meta=meta)
