@@ -47,28 +47,36 @@ def test_estimate_psf_from_stars_matches_truth():
     assert np.abs(psf - gaussian_psf(3.0, size=25)).max() < 0.1 * psf.max()
 
 
+def _sources_on_a_grid(seed, side, step, nsources, place):
+    """A frame of noise (sigma 5) with ``nsources`` sources at shuffled nodes of a grid
+    ``step`` pixels apart, each drawn by ``place(img, k, x, y, rng)`` for the k-th source."""
+    rng = np.random.default_rng(seed)
+    pos = [(x, y) for x in range(step // 2, side - step // 2, step)
+           for y in range(step // 2, side - step // 2, step)]
+    rng.shuffle(pos)
+    img = rng.normal(0.0, 5.0, (side, side))
+    for k, (x, y) in enumerate(pos[:nsources]):
+        place(img, k, x + rng.uniform(-0.5, 0.5), y + rng.uniform(-0.5, 0.5), rng)
+    frame = make_frame(rng, shape=(side, side), sigma=0.0, with_psf=False)
+    frame.data[:] = img
+    return frame
+
+
 def test_galaxies_and_cosmic_rays_among_bright_sources_stay_out_of_the_psf():
     # a high-latitude field: 5 stars (FWHM 3), 7 brighter galaxies (round, FWHM 7) and 3
     # cosmic rays; a median stack of them all is a galaxy's width
     from tests.science.diff_fakes import add_star
 
-    rng = np.random.default_rng(6)
-    shape = (320, 320)
-    pos = [(x, y) for x in range(30, 300, 60) for y in range(30, 300, 60)]
-    rng.shuffle(pos)
-    img = rng.normal(0.0, 5.0, shape)
-    for k, (x, y) in enumerate(pos[:15]):
-        x, y = x + rng.uniform(-0.5, 0.5), y + rng.uniform(-0.5, 0.5)
+    def place(img, k, x, y, rng):
         if k < 5:
             add_star(img, x, y, rng.uniform(3e4, 6e4), 3.0)
         elif k < 12:
             add_star(img, x, y, rng.uniform(6e4, 1.2e5), 7.0, size=41)
         else:
             img[int(y), int(x)] += 2e4
-    frame = make_frame(rng, shape=shape, sigma=0.0, with_psf=False)
-    frame.data[:] = img
-    psf = estimate_psf(frame, size=25)
-    assert fit_psf_fwhm(psf) == pytest.approx(3.0, rel=0.08)
+
+    frame = _sources_on_a_grid(6, 320, 60, 15, place)
+    assert fit_psf_fwhm(estimate_psf(frame, size=25)) == pytest.approx(3.0, rel=0.08)
 
 
 def test_a_few_stars_among_many_galaxies_set_the_psf():
@@ -77,24 +85,17 @@ def test_a_few_stars_among_many_galaxies_set_the_psf():
     star-like core in a broad halo). The stars are the smallest sources sharing one size."""
     from tests.science.diff_fakes import add_star
 
-    rng = np.random.default_rng(8)
-    shape = (512, 512)
-    pos = [(x, y) for x in range(24, 490, 40) for y in range(24, 490, 40)]
-    rng.shuffle(pos)
-    img = rng.normal(0.0, 5.0, shape)
-    for k, (x, y) in enumerate(pos[:112]):
-        x, y = x + rng.uniform(-0.5, 0.5), y + rng.uniform(-0.5, 0.5)
+    def place(img, k, x, y, rng):
         if k < 12:
             add_star(img, x, y, rng.uniform(3e4, 6e4), 3.0)
         elif k < 32:
             add_star(img, x, y, rng.uniform(1e4, 2e4), 3.0)
             add_star(img, x, y, rng.uniform(4e4, 8e4), rng.uniform(7.0, 10.0), size=41)
         else:
-            add_star(img, x, y, rng.uniform(5e4, 2e5), float(np.exp(rng.uniform(np.log(4.0),
-                                                                             np.log(12.0)))),
-                     size=61)
-    frame = make_frame(rng, shape=shape, sigma=0.0, with_psf=False)
-    frame.data[:] = img
+            fwhm = float(np.exp(rng.uniform(np.log(4.0), np.log(12.0))))
+            add_star(img, x, y, rng.uniform(5e4, 2e5), fwhm, size=61)
+
+    frame = _sources_on_a_grid(8, 512, 40, 112, place)
     assert fit_psf_fwhm(estimate_psf(frame, size=25)) == pytest.approx(3.0, rel=0.08)
 
 
