@@ -6,11 +6,12 @@ import subprocess
 import sys
 
 import numpy as np
-import pyarrow.parquet as pq
 import pytest
 from astropy.io import fits
 
 from tests.asdf.conftest import TRANSIENT_XY
+
+from rapid.jobs.products import read_table
 
 
 @pytest.mark.slow
@@ -19,7 +20,7 @@ def test_rapid_diff_on_two_asdf_epochs(roman_survey, tmp_path):
     run = subprocess.run([sys.executable, "-m", "rapid", "diff", str(sci), str(ref),
                           "--out", str(tmp_path)], capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
-    table = pq.read_table(tmp_path / "candidates.parquet", use_threads=False)
+    table = read_table(str(tmp_path / "candidates.parquet"))
     c = {k: np.asarray(v) for k, v in table.to_pydict().items()}
     d = np.hypot(c["x"] - TRANSIENT_XY[0], c["y"] - TRANSIENT_XY[1])
     k = int(np.argmin(d))

@@ -101,12 +101,12 @@ def test_sky_field_prints_the_published_tile(tmp_path):
 
 @pytest.mark.slow
 def test_demo_injects_the_transients_asked_for(tmp_path):
-    import pyarrow.parquet as pq
+    from rapid.jobs.products import read_table
 
     work = tmp_path / "work"
     out = rapid("demo", "--size", "160", "--epochs", "4", "--transients", "3", "--seed", "5",
                 workdir=work).stdout
-    truth = pq.read_table(work / "demo-survey" / "truth.parquet", use_threads=False).to_pydict()
+    truth = read_table(str(work / "demo-survey" / "truth.parquet")).to_pydict()
     images = set(truth["filename"])
     assert len(images) == 8
     for name in images:

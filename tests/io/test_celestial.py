@@ -1,7 +1,6 @@
 """Images whose WCS is not in ICRS, or lists latitude first, are read in ICRS (RA, Dec)."""
 
 import numpy as np
-import pyarrow.parquet as pq
 import pytest
 from astropy import units as u
 from astropy.coordinates import SkyCoord
@@ -11,6 +10,7 @@ from astropy.wcs.utils import fit_wcs_from_points
 
 from rapid.io.celestial import celestial_frame, in_icrs
 from rapid.io.fits_frame import read_fits_frame, write_fits_image
+from rapid.jobs.products import read_table
 from rapid.science.standalone import run_diff
 from tests.science.diff_fakes import make_frame, star_field
 
@@ -113,7 +113,7 @@ def test_difference_of_a_galactic_reference_and_a_latitude_first_science_image(t
     fits.writeto(tmp_path / "sci.fits", sci.data.astype(np.float32), header)
 
     run_diff(tmp_path / "sci.fits", tmp_path / "ref.fits", tmp_path / "out")
-    t = pq.read_table(tmp_path / "out" / "candidates.parquet", use_threads=False).to_pydict()
+    t = read_table(str(tmp_path / "out" / "candidates.parquet")).to_pydict()
     assert t["sign"] == [1]
     assert abs(t["x"][0] - 80.4) < 0.3 and abs(t["y"][0] - 60.2) < 0.3
     assert abs(t["flux"][0] - 4000.0) < 3 * t["flux_err"][0]

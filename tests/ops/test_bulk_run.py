@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 from datetime import datetime, timezone
 
-import pyarrow.parquet as pq
 import pytest
 import sqlalchemy as sa
 from astropy.io import fits
@@ -14,6 +13,7 @@ from rapid import exitcodes, store
 from rapid.db import schema
 from rapid.ingest.register import ingest_paths
 from rapid.io.fits_frame import read_psfs
+from rapid.jobs.products import read_table
 from rapid.ops.context import OpsContext
 from rapid.ops.postproc import register_postproc
 from rapid.ops.register_science import register_science
@@ -85,7 +85,7 @@ def test_run_processes_every_image_and_registers_once(small_survey, db_url, tmp_
         # candidate catalogs exist and are registered with their counts
         meta = conn.execute(sa.select(schema.diffimmeta)).all()
         for m in meta:
-            table = pq.read_table(store.local_copy(m.catfilename).__enter__(), use_threads=False)
+            table = read_table(str(store.local_copy(m.catfilename).__enter__()))
             assert table.num_rows == m.ncandidates
             assert {"x", "y", "ra", "dec", "flux", "flux_err", "snr", "sign"} <= set(
                 table.column_names)

@@ -4,11 +4,12 @@ import subprocess
 import sys
 
 import numpy as np
-import pyarrow.parquet as pq
 import pytest
 from astropy.io import fits
 
 from tests.science.ground_pair import write_ground_pair
+
+from rapid.jobs.products import read_table
 
 
 def _diff(directory, out, *extra):
@@ -17,7 +18,7 @@ def _diff(directory, out, *extra):
                           str(directory / "ref.fits"), "--out", str(directory / out), *extra],
                          capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
-    cands = pq.read_table(directory / out / "candidates.parquet", use_threads=False).to_pydict()
+    cands = read_table(str(directory / out / "candidates.parquet")).to_pydict()
     return ({k: np.asarray(v) for k, v in cands.items()},
             fits.getheader(directory / out / "diff.fits"), run.stdout)
 

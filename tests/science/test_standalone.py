@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
-import pyarrow.parquet as pq
 from astropy.io import fits
 
 from rapid.io.fits_frame import write_fits_image
+from rapid.jobs.products import read_table
 from rapid.science.standalone import run_diff
 from tests.science.diff_fakes import make_frame, star_field
 
@@ -26,7 +26,7 @@ def test_run_diff_writes_products_with_required_columns(tmp_path, even_psf):
                       sci_psf=tmp_path / "sci_psf.fits")
     for name in ("diff.fits", "scorr.fits", "diff_psf.fits", "candidates.parquet"):
         assert (out / name).is_file()
-    t = pq.read_table(out / "candidates.parquet", use_threads=False).to_pydict()
+    t = read_table(str(out / "candidates.parquet")).to_pydict()
     assert {"x", "y", "ra", "dec", "flux", "flux_err", "snr", "sign"} <= set(t)
     assert sorted(t["sign"]) == [-1, 1]
     assert min(t["flux"]) >= 0

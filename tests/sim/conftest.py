@@ -1,8 +1,8 @@
 """A small simulated survey shared by the sim tests (built once per session)."""
 
-import pyarrow.parquet as pq
 import pytest
 
+from rapid.jobs.products import read_table
 from rapid.sim import simulate_survey
 
 
@@ -16,4 +16,4 @@ def survey(tmp_path_factory):
 @pytest.fixture(scope="session")
 def truth(survey):
     """The survey's truth table as a list of row dicts."""
-    return pq.read_table(survey.truth, use_threads=False).to_pylist()
+    return read_table(str(survey.truth)).to_pylist()

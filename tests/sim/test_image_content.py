@@ -1,9 +1,9 @@
 """Image content: truth fluxes in the pixels, saturated and bad pixels flagged in DQ."""
 
 import numpy as np
-import pyarrow.parquet as pq
 from astropy.io import fits
 
+from rapid.jobs.products import read_table
 from rapid.sim import simulate_survey
 
 
@@ -21,7 +21,7 @@ def test_transient_aperture_flux_matches_truth(tmp_path):
     clean = simulate_survey(tmp_path, fields=1, epochs=4, size=96, seed=5, stars_per_sca=0,
                             galaxies_per_sca=0, saturated_stars_per_image=0,
                             transients_per_image=4, variables_per_image=0, peak_snr=(300, 100))
-    rows = [r for r in pq.read_table(clean.truth, use_threads=False).to_pylist() if r["flux"] > 0]
+    rows = [r for r in read_table(str(clean.truth)).to_pylist() if r["flux"] > 0]
     assert len(rows) == 4
     paths = {p.name: p for p in clean.images}
     psf = fits.getdata(clean.psfs[0]).astype(float)

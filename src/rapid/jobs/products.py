@@ -59,15 +59,18 @@ class ProductWriter:
 def read_table(uri: str):  # -> pyarrow.Table
     """A Parquet product of the store (or any local path or URL), read whole.
 
-    The bytes are read into memory first, and Arrow's read-ahead cache and its decoding threads
-    are off: with them, Arrow's worker threads can still be running when the interpreter exits,
-    and their teardown aborts the process ("terminate called without an active exception";
-    apache/arrow#34314): reading the 11 catalogs of a survey and its truth, 7 of 60 runs
-    aborted with the threads, none of 60 without. Products are small; threads gain nothing here.
+    The bytes are read into memory first and decoded by one file reader on this thread, with
+    neither Arrow's read-ahead cache nor its thread pools: a worker of those pools still alive
+    when the interpreter exits aborts the process ("terminate called without an active
+    exception"; apache/arrow#34314). Reading the 11 catalogs of a survey and its truth, 7 of 60
+    runs aborted with ``pq.read_table``'s threads; ``read_table(use_threads=False)`` still
+    starts an IO worker, and the simulated surveys' runs aborted after 3 of 9. Products are
+    small; threads gain nothing here.
     """
     import pyarrow.parquet as pq
 
-    return pq.read_table(io.BytesIO(store.read_bytes(uri)), pre_buffer=False, use_threads=False)
+    source = io.BytesIO(store.read_bytes(uri))
+    return pq.ParquetFile(source, pre_buffer=False).read(use_threads=False)
 
 
 def fits_bytes(data: np.ndarray, wcs: WCS | None = None, *, header: dict | None = None) -> bytes:
