@@ -530,9 +530,10 @@ def point_like(image: np.ndarray, bad: np.ndarray, x, y, psf: np.ndarray, *,
     c = float(padded.shape[0] // 2)
     own, _ = sep.flux_radius(np.ascontiguousarray(padded), np.array([c]), np.array([c]),
                              np.array([rmax]), [0.5, 0.8], subpix=5)
-    r, flag = sep.flux_radius(np.ascontiguousarray(image, dtype=np.float32), x, y,
-                              np.full(x.size, rmax), [0.5, 0.8],
-                              mask=np.ascontiguousarray(bad), subpix=5)
+    bad = np.ascontiguousarray(bad, dtype=bool)
+    clean = np.ascontiguousarray(np.where(bad, 0.0, image), dtype=np.float32)  # NaN where bad
+    r, flag = sep.flux_radius(clean, x, y, np.full(x.size, rmax), [0.5, 0.8], mask=bad,
+                              subpix=5)
     with np.errstate(invalid="ignore", divide="ignore"):
         ratio = np.abs(np.log(r / own[0][None, :]))
     return (flag == 0) & np.all(np.isfinite(ratio) & (ratio < np.log(window)), axis=1)
