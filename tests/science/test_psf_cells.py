@@ -77,6 +77,17 @@ def test_psf_cells_follow_a_psf_that_widens_across_the_image():
     assert fwhm[1] / fwhm[0] == pytest.approx(truth[1] / truth[0], rel=0.015)
 
 
+def test_cells_asked_smaller_than_the_default_smallest_are_made():
+    """A PSF twice as wide at one corner as at the other, on cells of at most 128 pixels: the
+    grid goes below the 256 pixels it stops at by default (``rapid diff --psf-cells``)."""
+    frame = _varying_field(np.random.default_rng(13), (1024, 1024), 0.5)
+    stars = find_psf_stars(frame)
+    psf = estimate_psf(frame, size=31, stars=stars)
+    default = psf_cells(stars, None, psf, psf, (1024, 1024))
+    small = psf_cells(stars, None, psf, psf, (1024, 1024), cell_size=128)
+    assert default.grid.ncells <= 16 < small.grid.ncells
+
+
 def test_psf_cells_leave_a_constant_psf_whole():
     psf, cells = _cells_of_field(12, 0.0)
     assert cells.grid.ncells == 1

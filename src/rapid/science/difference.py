@@ -401,13 +401,13 @@ def _rows_by_cell(grid: CellGrid, x, y):
 def _aperture_correction(image, var, bad, gm: GainMatch, grid: CellGrid, psfs, kernels, pds,
                          pd_fines, measure, *, units: float,
                          min_stars: int) -> ApertureCorrection | None:
-    """One image's aperture correction on the gain match's stars of its PSF's size
+    """One image's aperture correction on the gain match's stars of their cell's PSF's size
     (:func:`rapid.science.psf.point_like`; galaxies are matched as well), each put through
     its own cell's kernel."""
     ratios, errors = [], []
-    point = point_like(image, bad, gm.star_x, gm.star_y, psfs[grid.central()])
-    x, y = gm.star_x[point], gm.star_y[point]
+    x, y = gm.star_x, gm.star_y
     for c, rows in _rows_by_cell(grid, x, y):
+        rows = rows[point_like(image, bad, x[rows], y[rows], psfs[c])]
         r, e = star_flux_ratios(image, var, bad, x[rows], y[rows], stamp=psfs[c].shape[0],
                                 kernel=kernels[c], pd=pds[c], pd_fine=pd_fines[c],
                                 measure=measure, units=units,

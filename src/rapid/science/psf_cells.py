@@ -330,8 +330,9 @@ def psf_cells(stars_n: PsfStars | None, stars_r: PsfStars | None, psf_n: np.ndar
         The images' shape (both on the science grid).
     cell_size : int, optional
         Side of the largest cells in pixels (512); they are made smaller, down to
-        ``min_cell_size`` (256), until the PSF at a cell's corners differs from the one at its
-        centre by an estimated misfit of at most twice ``min_variation``.
+        ``min_cell_size`` (256, or ``cell_size`` when smaller), until the PSF at a cell's
+        corners differs from the one at its centre by an estimated misfit of at most twice
+        ``min_variation``.
     stars_per_term : int, optional
         Isolated PSF stars needed per term of the moments' polynomial (10): a quadratic in x
         and y (6 terms) with 60 or more, a plane with 30 or more, else no variation is fitted.
@@ -379,8 +380,10 @@ def psf_cells(stars_n: PsfStars | None, stars_r: PsfStars | None, psf_n: np.ndar
         variation.append(largest)
     if all(f is None for f in fields):
         return replace(whole, variation_n=variation[0], variation_r=variation[1])
+    # cells asked for smaller than the smallest made are made that small
     grid = choose_grid([f for f in fields if f is not None], shape, cell_size=cell_size,
-                       min_cell_size=min_cell_size, tolerance=2.0 * min_variation)
+                       min_cell_size=min(min_cell_size, cell_size),
+                       tolerance=2.0 * min_variation)
     cx, cy = _centres(grid)
     psfs = [tuple(f.psf_at(x, y) for x, y in zip(cx, cy)) if f is not None
             else (psf,) * grid.ncells for f, psf in zip(fields, (psf_n, psf_r))]
