@@ -210,8 +210,9 @@ def _psf_for(frame: Frame, cfg, var: np.ndarray,
     """The frame's PSF (and its fine sampling, when known), else one estimated from its stars
     (on a stamp of at least ``cfg.stamp_fwhms`` FWHM; with a Moffat's wings when it is well
     sampled, on a finer grid too when it is undersampled), else one fitted to its brightest
-    sources (:func:`_few_source_psf`), else a Gaussian of ``cfg.fallback_fwhm``; with the source and the stars an estimate came from, which also say
-    whether it varies across the image."""
+    sources (:func:`_few_source_psf`), else a Gaussian of ``cfg.fallback_fwhm``; with the
+    source and the stars an estimate came from, which also say whether it varies across the
+    image."""
     if frame.psf is not None:
         return frame.psf, frame.psf_fine, "frame", None
     stars = None

@@ -25,17 +25,25 @@ def _check_wcs(wcs: WCS, name: str) -> None:
         raise ValueError(f"{name} must be a 2-axis celestial WCS, got naxis={wcs.naxis}")
 
 
+# Taps of the 1-D interpolation weights kept: a prefiltered spline's decay well within them
+_TAPS = np.arange(-30, 31)
+
+
+def _interpolation_weights(phases: np.ndarray, order: int) -> np.ndarray:
+    """The weights spline interpolation gives samples ``_TAPS`` away from a point at each
+    fractional offset ``phases``: shape (len(phases), len(_TAPS))."""
+    impulse = np.zeros(81)
+    impulse[40] = 1.0
+    pos = 40.0 + np.asarray(phases, dtype=np.float64)[:, None] + _TAPS[None, :]
+    h = ndimage.map_coordinates(impulse, [pos.ravel()], order=order, mode="mirror")
+    return h.reshape(pos.shape)
+
+
 @lru_cache(maxsize=8)
 def _variance_table(order: int) -> tuple[np.ndarray, np.ndarray]:
     """Sum of squared 1-D interpolation weights as a function of the fractional offset."""
     t = np.linspace(0.0, 1.0, 101)
-    impulse = np.zeros(81)
-    impulse[40] = 1.0
-    m = np.arange(-30, 31)
-    pos = 40.0 + t[:, None] + m[None, :]
-    h = ndimage.map_coordinates(impulse, [pos.ravel()], order=order, mode="mirror")
-    v = (h.reshape(pos.shape) ** 2).sum(axis=1)
-    return t, v
+    return t, (_interpolation_weights(t, order) ** 2).sum(axis=1)
 
 
 def interpolation_variance_factor(ysrc: np.ndarray, xsrc: np.ndarray, *, order: int = 3):
@@ -63,24 +71,12 @@ def interpolation_variance_factor(ysrc: np.ndarray, xsrc: np.ndarray, *, order: 
     return (np.interp(fy, t, v) * np.interp(fx, t, v)).astype(np.float32)
 
 
-def _bspline(x: np.ndarray, order: int) -> np.ndarray:
-    """The centred B-spline of ``order`` (1 or 3) at ``x``."""
-    a = np.abs(x)
-    if order == 1:
-        return np.clip(1.0 - a, 0.0, None)
-    return np.where(a < 1.0, 2.0 / 3.0 - a**2 + a**3 / 2.0,
-                    np.where(a < 2.0, (2.0 - a) ** 3 / 6.0, 0.0))
-
-
 def _interpolation_gain(freq: np.ndarray, phases: np.ndarray, order: int) -> np.ndarray:
     """Amplitude response of spline interpolation at fractional offsets ``phases``, at
     frequencies ``freq`` (cycles per pixel); shape (len(phases), len(freq)). An exact shift
     has 1 everywhere."""
-    taps = np.arange(-3, 3)
-    ramp = np.exp(-2j * np.pi * freq[None, :] * taps[:, None])
-    response = _bspline(taps[None, :] + phases[:, None], order) @ ramp
-    prefilter = _bspline(taps.astype(np.float64), order) @ ramp
-    return np.abs(response / prefilter[None, :])
+    ramp = np.exp(-2j * np.pi * _TAPS[:, None] * np.asarray(freq)[None, :])
+    return np.abs(_interpolation_weights(phases, order) @ ramp)
 
 
 def interpolation_blur(psf: np.ndarray, ysrc: np.ndarray, xsrc: np.ndarray, *,

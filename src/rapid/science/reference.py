@@ -40,9 +40,9 @@ from rapid.science.coadd import (
     shifted_wcs,
 )
 from rapid.science.image import Frame
-from rapid.science.pixel_integration import integrate, noise_factor
+from rapid.science.pixel_integration import noise_factor
 from rapid.science.refqa import extract_sources, fwhm_stats, image_stats, source_table
-from rapid.science.psf_transform import interpolation_blur, local_jacobian, transform_psf
+from rapid.science.resample import resampled_psf
 from rapid.science.stack import combine_stack
 
 __all__ = ["ReferenceImage", "FrameSource", "tile_grid_wcs", "build_reference", "reference_catalog"]
@@ -134,13 +134,8 @@ def _frame_psf(plan: FramePlan, grid_wcs: WCS, order: int):
     if plan.frame.psf is None:
         return None
     sy, sx = plan.frame.shape
-    jac = local_jacobian(plan.frame.wcs, grid_wcs, ((sy - 1) / 2, (sx - 1) / 2))
-    # blurred as the frame's pixels were: integrated where the grid's are larger
-    # (rapid.science.resample.integrate_source), and interpolated
-    cov = plan.cmap.integration_cov
-    psf = plan.frame.psf if cov is None else integrate(plan.frame.psf, cov)
-    psf = interpolation_blur(psf, *plan.cmap.sample_positions(), order=order)
-    psf = transform_psf(psf, jac).astype(np.float64)
+    psf = resampled_psf(plan.frame.psf, plan.frame.wcs, plan.frame.shape, grid_wcs, plan.cmap,
+                        order=order).astype(np.float64)
     s = psf.sum()
     if not np.isfinite(s) or s <= 0:
         return None
@@ -151,6 +146,7 @@ def _frame_psf(plan: FramePlan, grid_wcs: WCS, order: int):
         sigma = float(np.nanmedian(unc)) if unc.size else np.nan
     else:
         sigma = float(np.median(plan.background.rms(0, sy, 0, sx)[::4, ::4]))
+    cov = plan.cmap.integration_cov
     if cov is not None:  # integration averaged the noise, as it did the coadd's weights
         sigma *= noise_factor(cov)
     w = 1.0 / (sigma * plan.scale) ** 2 if np.isfinite(sigma) and sigma > 0 else 1.0

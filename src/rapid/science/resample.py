@@ -61,6 +61,7 @@ __all__ = [
     "local_jacobian",
     "transform_psf",
     "interpolation_blur",
+    "resampled_psf",
     "fill_bad_pixels",
     "interpolation_variance_factor",
     "footprint_touches",
@@ -531,6 +532,20 @@ def _resample_with_bad(data, src_wcs, dst_wcs, dst_shape, *, order, step, fill, 
     return out, (out_bad, out_unc, cov, cmap)
 
 
+def resampled_psf(psf: np.ndarray, src_wcs: WCS, src_shape, dst_wcs: WCS,
+                  cmap: CoarsePixelMap, *, order: int) -> np.ndarray:
+    """The PSF of an image resampled through ``cmap`` with splines of ``order``: blurred as
+    its pixels were (integrated over larger destination pixels,
+    :func:`rapid.science.pixel_integration.integrate`, and interpolated at the phases the
+    mapping visits, :func:`interpolation_blur`), then turned by the mapping's local Jacobian at
+    the source image's centre (:func:`transform_psf`). float32, the stamp's shape and sum."""
+    sy, sx = src_shape
+    jac = local_jacobian(src_wcs, dst_wcs, ((sy - 1) / 2, (sx - 1) / 2))
+    cov = cmap.integration_cov
+    blurred = psf if cov is None else integrate(psf, cov)
+    return transform_psf(interpolation_blur(blurred, *cmap.sample_positions(), order=order), jac)
+
+
 def resample_frame(frame: Frame, dst_wcs: WCS, dst_shape, *, order: int = 3,
                    step: int = 32, dst_offsets: Offsets | None = None) -> Frame:
     """Resample a :class:`Frame` onto another grid.
@@ -577,10 +592,7 @@ def resample_frame(frame: Frame, dst_wcs: WCS, dst_shape, *, order: int = 3,
         mask=frame.mask, unc=frame.unc, dst_offsets=dst_offsets, conserve_flux=True)
     psf = None
     if frame.psf is not None:
-        sy, sx = frame.shape
-        jac = local_jacobian(frame.wcs, dst_wcs, ((sy - 1) / 2, (sx - 1) / 2))
-        psf = frame.psf if cov is None else integrate(frame.psf, cov)
-        psf = transform_psf(interpolation_blur(psf, *cmap.sample_positions(), order=order), jac)
+        psf = resampled_psf(frame.psf, frame.wcs, frame.shape, dst_wcs, cmap, order=order)
     meta = dict(frame.meta)
     # per-pixel levels follow the pixels' scaling (see the module's text)
     cy, cx = (s // 2 for s in cmap.shape)
